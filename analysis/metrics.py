@@ -1,0 +1,167 @@
+"""One definition of each metric, shared by every source (theory trajectories, the linear SGD
+simulation, real runs).
+
+All functions are pure and take numpy arrays (float64 recommended); callers holding torch tensors
+convert with ``.detach().cpu().double().numpy()``. Square-matrix functions accept a batch of
+matrices in leading axes where noted.
+
+Conventions
+-----------
+- Eigenvalues of a symmetric matrix are returned in *descending* order, eigenvectors as the
+  columns of ``U`` in the same order (so mode ``j = 0`` is the largest mode of ``F``).
+- ``F`` is the (uncentred) correlation of projector outputs / ``W X W^T`` in the theory
+  (THEORY.md section 1); ``Wp`` is the (linear) predictor.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "sym",
+    "antisym",
+    "eigh_desc",
+    "spectrum",
+    "alignment",
+    "asymmetry",
+    "sym_antisym_norms",
+    "commutator",
+    "commutator_norm",
+    "relative_commutator_norm",
+    "effective_rank",
+    "participation_ratio",
+    "n_collapsed_modes",
+    "normalised_embedding_std",
+    "matrix_correlation",
+    "COLLAPSE_REL_TOL",
+]
+
+#: A mode j counts as collapsed when ``s_j <= COLLAPSE_REL_TOL * reference`` (see
+#: :func:`n_collapsed_modes`).
+COLLAPSE_REL_TOL = 1e-3
+
+
+def sym(A: np.ndarray) -> np.ndarray:
+    """Symmetric part ``(A + A^T)/2`` (over the last two axes)."""
+    A = np.asarray(A)
+    return 0.5 * (A + np.swapaxes(A, -1, -2))
+
+
+def antisym(A: np.ndarray) -> np.ndarray:
+    """Antisymmetric part ``(A - A^T)/2`` (over the last two axes)."""
+    A = np.asarray(A)
+    return 0.5 * (A - np.swapaxes(A, -1, -2))
+
+
+def eigh_desc(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of the symmetric part of ``F``: ``(s, U)`` with ``s`` descending and
+    ``F = U diag(s) U^T``. Batched over leading axes."""
+    s, U = np.linalg.eigh(sym(np.asarray(F, dtype=np.float64)))
+    return s[..., ::-1], U[..., ::-1]
+
+
+def spectrum(F: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the symmetric part of ``F`` in descending order (batched)."""
+    return np.linalg.eigvalsh(sym(np.asarray(F, dtype=np.float64)))[..., ::-1]
+
+
+def alignment(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
+    """Per-mode alignment ``cos(Wp u_j, u_j)`` for the eigenvectors ``u_j`` of ``F``, ordered by
+    descending eigenvalue of ``F`` (the paper's Fig. 2 "alignment"). A predictor that shares the
+    eigenbasis of ``F`` with positive eigenvalues gives 1 for every mode. A mode with
+    ``Wp u_j = 0`` gives 0."""
+    _, U = eigh_desc(F)
+    WU = np.asarray(Wp, dtype=np.float64) @ U  # columns: Wp u_j
+    num = np.sum(WU * U, axis=-2)
+    den = np.linalg.norm(WU, axis=-2) * np.linalg.norm(U, axis=-2)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def sym_antisym_norms(Wp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frobenius norms of the symmetric and antisymmetric parts of ``Wp`` (paper's Fig. 8)."""
+    return (np.linalg.norm(sym(Wp), axis=(-2, -1)), np.linalg.norm(antisym(Wp), axis=(-2, -1)))
+
+
+def asymmetry(Wp: np.ndarray) -> np.ndarray:
+    """``||Wp - Wp^T||_F / ||Wp||_F`` (0 for a symmetric predictor; 0 when ``Wp = 0``)."""
+    Wp = np.asarray(Wp, dtype=np.float64)
+    num = np.linalg.norm(Wp - np.swapaxes(Wp, -1, -2), axis=(-2, -1))
+    den = np.linalg.norm(Wp, axis=(-2, -1))
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def commutator(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``[A, B] = AB - BA``."""
+    return A @ B - B @ A
+
+
+def commutator_norm(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
+    """``||[F, Wp]||_F`` (Theorem 3, Eqn 8)."""
+    return np.linalg.norm(commutator(np.asarray(F, float), np.asarray(Wp, float)), axis=(-2, -1))
+
+
+def relative_commutator_norm(F: np.ndarray, Wp: np.ndarray) -> np.ndarray:
+    """``||[F, Wp]||_F / (||F||_F ||Wp||_F)``: scale-free, at most 2 (0 when commuting)."""
+    den = np.linalg.norm(F, axis=(-2, -1)) * np.linalg.norm(Wp, axis=(-2, -1))
+    num = commutator_norm(F, Wp)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def effective_rank(Z: np.ndarray, *, from_singular_values: bool = False) -> float:
+    """RankMe effective rank (Garrido et al. 2023): ``exp(-sum_k q_k log q_k)`` with
+    ``q_k = sigma_k / sum(sigma) + 1e-7`` and ``sigma_k`` the singular values of the (uncentred)
+    embedding matrix ``Z`` (n x d). Between ~1 (all embeddings on one line) and ``min(n, d)``.
+    With ``from_singular_values=True``, ``Z`` is the vector of singular values itself."""
+    sv = np.asarray(Z, dtype=np.float64)
+    if not from_singular_values:
+        if sv.ndim != 2:
+            raise ValueError(f"Z: expected an (n, d) embedding matrix, got shape {sv.shape}")
+        sv = np.linalg.svd(sv, compute_uv=False)
+    total = sv.sum()
+    if not np.isfinite(total) or total <= 0:
+        return 1.0 if total == 0 else float("nan")
+    q = sv / total + 1e-7
+    return float(np.exp(-np.sum(q * np.log(q))))
+
+
+def participation_ratio(s: np.ndarray) -> np.ndarray:
+    """Participation ratio ``(sum_j s_j)^2 / sum_j s_j^2`` of a spectrum (last axis)."""
+    s = np.clip(np.asarray(s, dtype=np.float64), 0.0, None)
+    den = np.sum(s * s, axis=-1)
+    num = np.sum(s, axis=-1) ** 2
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def n_collapsed_modes(s: np.ndarray, reference: float | np.ndarray | None = None,
+                      rel_tol: float = COLLAPSE_REL_TOL) -> np.ndarray:
+    """Number of collapsed modes of a spectrum ``s`` (last axis).
+
+    Rule: mode ``j`` is collapsed when ``s_j <= rel_tol * reference``. ``reference`` is the scale
+    of a healthy mode; by default the largest eigenvalue of ``s`` itself (so a spectrum that has
+    shrunk uniformly to ~0 counts as *not* collapsed by this function: compare against the initial
+    spectrum by passing ``reference=s0.max()`` to catch a total collapse)."""
+    s = np.asarray(s, dtype=np.float64)
+    if reference is None:
+        ref = np.max(s, axis=-1, keepdims=True)
+    else:
+        ref = np.expand_dims(np.asarray(reference, dtype=np.float64), -1)
+    return np.sum(s <= rel_tol * ref, axis=-1)
+
+
+def normalised_embedding_std(Z: np.ndarray) -> float:
+    """Mean over dimensions of the per-dimension std of L2-normalised embeddings (SimSiam's
+    collapse monitor): 0 for a collapsed representation, ``~1/sqrt(d)`` for embeddings spread
+    uniformly on the sphere."""
+    Z = np.asarray(Z, dtype=np.float64)
+    n = np.linalg.norm(Z, axis=1, keepdims=True)
+    Zn = Z / np.maximum(n, 1e-12)
+    return float(np.mean(np.std(Zn, axis=0)))
+
+
+def matrix_correlation(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Normalised correlation ``<A, B>_F / (||A||_F ||B||_F)`` (paper's Fig. 7 for ``Wa`` and
+    ``W``); 0 when either is 0."""
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    num = np.sum(A * B, axis=(-2, -1))
+    den = np.linalg.norm(A, axis=(-2, -1)) * np.linalg.norm(B, axis=(-2, -1))
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)

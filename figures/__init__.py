@@ -1,0 +1,1 @@
+"""One script per paper-style figure or sweep."""
