@@ -1,0 +1,171 @@
+"""Optimisers and learning-rate schedules of the real-network recipe.
+
+Paper's recipe (THEORY.md section 4): SGD, lr 0.03, momentum 0.9, weight decay 4e-4, constant lr.
+In the theory's terms the online learning rate is ``a``, the predictor's ``a * alpha_p`` (its own
+param group, see ``realnet.predictors.predictor_param_groups``) and the weight decay ``a * eta``.
+
+Optimisers (registry :data:`OPTIMIZERS`):
+
+``"sgd"``
+    ``torch.optim.SGD`` (heavy-ball momentum, coupled L2 weight decay on every parameter, as the
+    paper's code).
+``"lars"``
+    :class:`LARS` (You et al. 2017, as used by BYOL). For a parameter ``w`` with gradient ``g``:
+    ``d = g + wd w``, trust ratio ``r = eta ||w|| / ||d||`` (``r = 1`` when either norm is 0),
+    momentum buffer ``v <- m v + r d`` (``v = r d`` on the first step), ``w <- w - lr v``.
+    Parameters with ``ndim <= 1`` (biases, BatchNorm scales and shifts) are *excluded* from both the
+    weight decay and the trust-ratio adaptation: for them ``d = g``, ``r = 1`` (plain momentum SGD).
+    The lr multiplies the buffer at use (torch's SGD convention), so a schedule takes effect at once.
+
+Schedules (registry :data:`LR_SCHEDULES`, multipliers of each group's base lr, see :func:`lr_at`):
+optional linear warm-up ``(k + 1) / warmup_steps`` for ``k < warmup_steps``, then ``"constant"``
+(1) or ``"cosine"`` (``(1 + cos(pi (k - warmup) / (K - warmup))) / 2``, reaching 0 at ``k = K``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+__all__ = ["OptimConfig", "LARS", "OPTIMIZERS", "LR_SCHEDULES", "build_optimizer", "lr_at", "build_scheduler"]
+
+
+class LARS(Optimizer):
+    """Layer-wise adaptive rate scaling with heavy-ball momentum (see the module docstring).
+
+    Per-group options: ``lr``, ``momentum``, ``weight_decay``, ``eta`` (trust coefficient) and
+    ``exclude_1d`` (exclude parameters with ``ndim <= 1`` from weight decay and adaptation).
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 eta: float = 1e-3, exclude_1d: bool = True) -> None:
+        if not lr > 0:
+            raise ValueError(f"lr: must be > 0, got {lr}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum: must lie in [0, 1), got {momentum}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay: must be >= 0, got {weight_decay}")
+        if not eta > 0:
+            raise ValueError(f"eta: must be > 0, got {eta}")
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, exclude_1d=exclude_1d)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, m, wd, eta = group["lr"], group["momentum"], group["weight_decay"], group["eta"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad
+                if not (group["exclude_1d"] and p.ndim <= 1):
+                    if wd != 0:
+                        d = d.add(p, alpha=wd)
+                    w_norm = torch.linalg.vector_norm(p)
+                    d_norm = torch.linalg.vector_norm(d)
+                    ok = (w_norm > 0) & (d_norm > 0)
+                    trust = torch.where(ok, eta * w_norm / torch.where(ok, d_norm, 1.0), 1.0)
+                    d = d * trust
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = d.clone()
+                else:
+                    buf.mul_(m).add_(d)
+                p.add_(buf, alpha=-lr)
+        return loss
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and lr schedule; defaults are the paper's recipe (SGD 0.03 / 0.9 / 4e-4, constant)."""
+
+    name: str = "sgd"            # sgd | lars
+    lr: float = 0.03             # online learning rate `a` (the base of every group)
+    momentum: float = 0.9
+    weight_decay: float = 4e-4   # `a * eta` in the theory's terms
+    schedule: str = "constant"   # constant | cosine
+    warmup_steps: int = 0        # linear warm-up length in optimiser steps
+    lars_eta: float = 1e-3       # LARS trust coefficient (used only by "lars")
+
+    def validate(self) -> None:
+        """ValueError naming ``optim.<key>`` and the allowed range for any invalid value."""
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optim.name: unknown optimiser {self.name!r}; choose one of {sorted(OPTIMIZERS)}")
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"optim.schedule: unknown schedule {self.schedule!r}; choose one of {sorted(LR_SCHEDULES)}")
+        _check(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "> 0", self.lr)
+        _check(0 <= self.momentum < 1, "optim.momentum", "in [0, 1)", self.momentum)
+        _check(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "optim.weight_decay", ">= 0",
+               self.weight_decay)
+        _check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "optim.warmup_steps",
+               "an integer >= 0", self.warmup_steps)
+        _check(math.isfinite(self.lars_eta) and self.lars_eta > 0, "optim.lars_eta", "> 0", self.lars_eta)
+
+
+def _check(ok: bool, key: str, allowed: str, value) -> None:
+    if not ok:
+        raise ValueError(f"{key}: must be {allowed}, got {value!r}")
+
+
+def _sgd(param_groups: list[dict], cfg: OptimConfig) -> Optimizer:
+    return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _lars(param_groups: list[dict], cfg: OptimConfig) -> Optimizer:
+    return LARS(param_groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, eta=cfg.lars_eta)
+
+
+OPTIMIZERS: dict[str, Callable[[list[dict], OptimConfig], Optimizer]] = {"sgd": _sgd, "lars": _lars}
+
+
+def build_optimizer(param_groups: list[dict], cfg: OptimConfig) -> Optimizer:
+    """Optimiser over ``param_groups`` (torch's list of ``{"params": ..., optional "lr", ...}``);
+    options a group leaves out come from ``cfg``."""
+    cfg.validate()
+    if not param_groups:
+        raise ValueError("param_groups: must hold at least one group")
+    return OPTIMIZERS[cfg.name](param_groups, cfg)
+
+
+def _constant(progress: float) -> float:
+    return 1.0
+
+
+def _cosine(progress: float) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+LR_SCHEDULES: dict[str, Callable[[float], float]] = {"constant": _constant, "cosine": _cosine}
+
+
+def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
+    """Learning-rate multiplier for optimiser step ``step`` (0-based, ``0 <= step <= total_steps``).
+
+    Warm-up ``(step + 1) / warmup_steps`` while ``step < warmup_steps``; then the schedule at
+    progress ``(step - warmup) / (total_steps - warmup)`` in [0, 1].
+    """
+    if cfg.schedule not in LR_SCHEDULES:
+        raise ValueError(f"optim.schedule: unknown schedule {cfg.schedule!r}; choose one of {sorted(LR_SCHEDULES)}")
+    _check(total_steps >= 1, "total_steps", ">= 1", total_steps)
+    _check(0 <= step <= total_steps, "step", f"in [0, total_steps={total_steps}]", step)
+    w = cfg.warmup_steps
+    _check(0 <= w < total_steps, "optim.warmup_steps", f"in [0, total_steps={total_steps})", w)
+    if step < w:
+        return (step + 1) / w
+    return LR_SCHEDULES[cfg.schedule]((step - w) / (total_steps - w))
+
+
+def build_scheduler(optimizer: Optimizer, total_steps: int, cfg: OptimConfig) -> LambdaLR:
+    """``LambdaLR`` applying :func:`lr_at` to every group's initial lr; call ``.step()`` after each
+    optimiser step (its counter is then the index of the next step)."""
+    lr_at(0, total_steps, cfg)  # validate once, before training starts
+    return LambdaLR(optimizer, lambda k: lr_at(k, total_steps, cfg))
