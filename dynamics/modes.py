@@ -161,7 +161,8 @@ def _mode_inputs(p0, s0, alpha_p, eta, sigma2, tau, beta, tau0) -> tuple[dict[st
     if beta is not None:
         named["beta"] = check_positive("beta", beta)
     shape = _broadcast(named)
-    return {k: np.ascontiguousarray(np.broadcast_to(v, shape)) for k, v in named.items()}, shape
+    # np.array (not ascontiguousarray, which turns 0-d into shape (1,)) keeps scalar batches 0-d
+    return {k: np.array(np.broadcast_to(v, shape), dtype=np.float64) for k, v in named.items()}, shape
 
 
 # ----------------------------------------------------------------------------- integration

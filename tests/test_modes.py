@@ -224,3 +224,15 @@ def test_numpy_fallback_when_numba_is_missing(monkeypatch):
     assert traj.p.shape == (3, 4, 3) and np.isfinite(traj.p).all()
     with pytest.raises(ValueError, match="backend"):
         integrate_modes(P0, S0, alpha_p=ALPHA, eta=ETA, sigma2=SIG2, t_end=1.0, backend="numba")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_output_shape_is_time_then_batch_for_every_backend(backend):
+    """The documented layout (n_save, *batch_shape) must not depend on the backend: a scalar
+    start gives (n_save,), a (2, 3) batch gives (n_save, 2, 3)."""
+    tr = integrate_modes(0.5, 0.5, alpha_p=1.0, eta=0.01, sigma2=0.0, t_end=1.0, n_save=11,
+                         backend=backend)
+    assert tr.p.shape == tr.s.shape == tr.tau.shape == (11,)
+    tr = integrate_modes(np.full((2, 3), 0.5), 0.5, alpha_p=1.0, eta=0.01, sigma2=0.0, t_end=1.0,
+                         n_save=11, backend=backend)
+    assert tr.p.shape == (11, 2, 3)
