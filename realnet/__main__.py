@@ -1,0 +1,88 @@
+"""Command line: ``python -m realnet train|eval|configs``.
+
+``python -m realnet train --config NAME_OR_FILE [key=value ...] [--out DIR] [--quiet]``
+    Train (or resume, when DIR holds a checkpoint of the same config) and write the run folder
+    (see :mod:`realnet.train`; DIR defaults to ``runs/<config name>``). ``--config`` is a TOML path or the name of a shipped config
+    (``python -m realnet configs`` lists them). ``--stop-after N`` stops after N steps of this
+    invocation with a checkpoint (rerun the same command to continue).
+``python -m realnet eval DIR``
+    Re-probe the run's last checkpoint; writes DIR/eval.json.
+
+Exit status: 0 done (or stopped by ``--stop-after``), 2 invalid configuration or arguments,
+3 NaN/inf during training (the last good checkpoint is kept), 4 dataset not found.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+EXIT_BAD_CONFIG, EXIT_NON_FINITE, EXIT_NO_DATA = 2, 3, 4
+
+_SUMMARY_KEYS = ("knn_top1", "linear_top1", "linear_top1_random_init", "effective_rank",
+                 "collapsed", "steps", "wall_time_s", "images_per_s")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m realnet", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train or resume a run")
+    t.add_argument("--config", required=True, help="TOML file or shipped config name")
+    t.add_argument("--out", default=None,
+                   help="run folder (created; resumed if it holds a run); default runs/<config>")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop after N steps of this invocation (a checkpoint is written)")
+    t.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="dotted overrides, e.g. optim.lr=0.05 predictor.name=linear")
+    e = sub.add_parser("eval", help="re-probe a run's last checkpoint; writes eval.json")
+    e.add_argument("run_dir")
+    e.add_argument("--device", default=None, help="override the run's device (cpu, cuda, ...)")
+    sub.add_parser("configs", help="list the shipped configs")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Imports after parsing so that --help is instant.
+    from .config import load_config, shipped_configs
+    from .data import MissingDatasetError
+    from .train import NonFiniteError, evaluate_run, train
+
+    if args.command == "configs":
+        print("\n".join(shipped_configs()))
+        return 0
+    try:
+        if args.command == "train":
+            if args.stop_after is not None and args.stop_after < 1:
+                raise ValueError(f"--stop-after={args.stop_after} is invalid: allowed an "
+                                 "integer >= 1")
+            cfg = load_config(args.config, args.overrides)
+            out = args.out or str(Path("runs") / Path(args.config).name.removesuffix(".toml"))
+            summary = train(cfg, out, quiet=True if args.quiet else None,
+                            stop_after=args.stop_after)
+            if summary is None:
+                print(f"stopped after {args.stop_after} steps; rerun the same command to resume")
+            else:
+                print(json.dumps({k: summary[k] for k in _SUMMARY_KEYS if k in summary}))
+        else:
+            res = evaluate_run(args.run_dir, device=args.device)
+            print(json.dumps(res))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except NonFiniteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except MissingDatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_NO_DATA
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Atomic checkpoints and the random-number state a bit-exact resume needs.
+
+:func:`save_checkpoint` writes to a temporary file in the same folder, flushes it to disk and
+moves it over the old file with :func:`os.replace` (atomic on POSIX and Windows), so a crash at any
+point leaves either the old checkpoint or the new one, never a torn file.
+
+:func:`capture_rng_state` / :func:`restore_rng_state` cover every generator a run draws from: the
+torch CPU default generator, the CUDA default generators (where CUDA is initialised), numpy's and
+Python's global generators and any explicit :class:`torch.Generator` the loop holds (augmentation
+on the device, data order), by name.
+"""
+from __future__ import annotations
+
+import io
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "capture_rng_state",
+    "restore_rng_state",
+    "all_finite",
+    "remove_stale_temporaries",
+]
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
+    """Atomically write ``state`` (anything :func:`torch.save` takes) to ``path``.
+
+    The bytes go to a temporary file next to ``path``, are flushed and fsync'ed, and the file is
+    renamed over ``path``; the folder is created if needed. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            buf = io.BytesIO()
+            torch.save(dict(state), buf)
+            fh.write(buf.getbuffer())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete temporary files that a killed :func:`save_checkpoint` left next to ``path``
+    (call it only when no other process writes that checkpoint). Returns what was removed."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable where the OS allows opening a folder (not on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (it holds numpy/Python RNG states,
+    hence ``weights_only=False``: load only checkpoints you wrote)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
+    """Snapshot of every random generator the run uses (see module docstring)."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "generators": {k: g.get_state() for k, g in (generators or {}).items()},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any],
+                      generators: Mapping[str, torch.Generator] | None = None) -> None:
+    """Restore a :func:`capture_rng_state` snapshot. Every named generator in ``generators`` must
+    be present in the snapshot (a ValueError names the missing one)."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    saved = state.get("generators", {})
+    for name, g in (generators or {}).items():
+        if name not in saved:
+            raise ValueError(f"generators: the checkpoint has no state for {name!r} "
+                             f"(it has {sorted(saved)})")
+        g.set_state(saved[name])
+
+
+def all_finite(tensors: Mapping[str, torch.Tensor] | Any) -> str | None:
+    """``None`` when every floating tensor of a state dict (or module) is finite, else the name
+    of the first one that holds a NaN or an infinity. One host synchronisation in all."""
+    if isinstance(tensors, torch.nn.Module):
+        tensors = tensors.state_dict()
+    items = [(k, v) for k, v in tensors.items()
+             if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if not items:
+        return None
+    flags = torch.stack([torch.isfinite(v).all().to("cpu", non_blocking=False) for _, v in items])
+    if bool(flags.all()):
+        return None
+    return items[int((~flags).nonzero()[0])][0]

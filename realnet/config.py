@@ -1,0 +1,631 @@
+"""Run configuration: typed nested dataclasses whose defaults are the paper's recipe
+(THEORY.md section 4), loaded from TOML and overridden by ``key=value`` strings.
+
+Defaults (THEORY.md section 4): BYOL with a constant EMA of 0.996, SGD lr 0.03 / momentum 0.9 /
+weight decay 4e-4 / constant lr, batch 128, 100 epochs, a ResNet-18 trunk with the CIFAR stem, a
+512-512-128 projector, the DirectPred predictor (rho 0.3, eps 0.1, freq 1) and the symmetrised
+negative-cosine loss.
+
+A TOML file has top-level ``seed`` and ``device`` and one table per section::
+
+    seed = 0
+    device = "auto"            # auto | cpu | cuda | cuda:N
+    [data]      dataset, root, download, ssl_limit, train_limit, test_limit, image_size
+    [model]     arch, stem, width, proj_hidden_dim, proj_dim
+    [method]    name (byol|simsiam), ema, ema_schedule, target_init_copy, stop_grad, loss, symmetric
+    [predictor] realnet.predictors.PredictorConfig
+    [optim]     realnet.optim.OptimConfig
+    [augment]   any field of realnet.augment.AugmentConfig (overrides the dataset's defaults)
+    [train]     epochs | steps, batch_size, bf16, channels_last, compile
+    [eval]      kNN monitor, linear probe, collapse rule
+    [log]       metrics, spectra and checkpoint periods
+
+Overrides are dotted keys, ``optim.lr=0.05``, ``predictor.name=linear``,
+``augment.crop_scale=0.2,1.0``; the value is parsed by the type of the field (``none``/``null``
+clears an optional field, and so does ``auto``, which reads well for the tri-state
+``train.bf16`` / ``train.channels_last``).
+Setting ``train.steps`` by override clears ``train.epochs`` and vice versa. An unknown key is
+refused with the closest known key; every value is checked by :meth:`TrainConfig.validate`
+before any work starts, with a message naming the key and the allowed range.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .augment import AugmentConfig
+from .data import DATASETS
+from .losses import LOSSES
+from .models import ARCHS, STEMS
+from .optim import OptimConfig
+from .predictors import PredictorConfig
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "MethodConfig",
+    "LoopConfig",
+    "EvalConfig",
+    "LogConfig",
+    "TrainConfig",
+    "METHODS",
+    "EMA_SCHEDULES",
+    "load_config",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "config_diff",
+    "all_keys",
+    "shipped_configs",
+    "resolve_config_path",
+]
+
+METHODS = ("byol", "simsiam")
+EMA_SCHEDULES = ("constant", "cosine")
+
+
+# ---------------------------------------------------------------------------------------------
+# checks (each raises ValueError naming the key and the allowed range)
+# ---------------------------------------------------------------------------------------------
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"{key}={value!r} is invalid: allowed {allowed}")
+
+
+def _int_at_least(key: str, value: Any, lo: int, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        _fail(key, value, f"an integer >= {lo}" + (" or none" if optional else ""))
+
+
+def _in_range(key: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,
+              hi_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
+        _fail(key, value, f"a number in {lb}{lo}, {hi}{rb}")
+
+
+def _one_of(key: str, value: Any, choices: typing.Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        _fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    """Which images. ``ssl_limit/train_limit/test_limit`` keep the first N images of the SSL pool,
+    the labelled train split (probe fit, kNN bank) and the test split (none = all).
+    ``image_size`` is the side of the augmented crops (none = the dataset's native size)."""
+
+    dataset: str = "cifar10"
+    root: str | None = None
+    download: bool = False
+    ssl_limit: int | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    image_size: int | None = None
+
+    def validate(self) -> None:
+        _one_of("data.dataset", self.dataset, DATASETS)
+        for name in ("ssl_limit", "train_limit", "test_limit"):
+            _int_at_least(f"data.{name}", getattr(self, name), 2, optional=True)
+        _int_at_least("data.image_size", self.image_size, 8, optional=True)
+
+
+@dataclass
+class ModelConfig:
+    """Trunk and projector (THEORY.md section 4: ResNet-18, CIFAR stem, projector 512-512-128)."""
+
+    arch: str = "resnet18"
+    stem: str = "cifar"
+    width: float = 1.0
+    proj_hidden_dim: int = 512
+    proj_dim: int = 128
+
+    def validate(self) -> None:
+        _one_of("model.arch", self.arch, ARCHS)
+        _one_of("model.stem", self.stem, STEMS)
+        _in_range("model.width", self.width, 0.0, 8.0, lo_open=True)
+        _int_at_least("model.proj_hidden_dim", self.proj_hidden_dim, 1)
+        _int_at_least("model.proj_dim", self.proj_dim, 1)
+
+
+@dataclass
+class MethodConfig:
+    """BYOL (EMA target) or SimSiam (the target is the online network itself).
+
+    ``target_init_copy``: the EMA target starts as a copy of the online network (BYOL); false
+    gives it its own random initialisation, as in the paper's public code. ``stop_grad=false``
+    lets the gradient flow through the target branch (only meaningful for SimSiam, whose target
+    is the trained network). ``loss``: ``cosine`` (negative cosine) or ``l2`` (Eqn 1, on raw
+    outputs); ``symmetric`` sums the loss over both view orders."""
+
+    name: str = "byol"
+    ema: float = 0.996
+    ema_schedule: str = "constant"
+    target_init_copy: bool = True
+    stop_grad: bool = True
+    loss: str = "cosine"
+    symmetric: bool = True
+
+    def validate(self) -> None:
+        _one_of("method.name", self.name, METHODS)
+        _in_range("method.ema", self.ema, 0.0, 1.0)
+        _one_of("method.ema_schedule", self.ema_schedule, EMA_SCHEDULES)
+        _one_of("method.loss", self.loss, LOSSES)
+        if not self.stop_grad and self.name != "simsiam":
+            _fail("method.stop_grad", self.stop_grad,
+                  "true with method.name='byol' (its EMA target is not trained, so there is no "
+                  "gradient to stop); use method.name='simsiam' for the no-stop-gradient ablation")
+
+
+@dataclass
+class LoopConfig:
+    """Length and numerics of the loop. Exactly one of ``epochs`` (may be fractional) and
+    ``steps``. ``bf16``/``channels_last``: none = auto (on for CUDA, off on CPU). ``compile``:
+    ``torch.compile`` the encoders on CUDA (opt-in; always off on CPU)."""
+
+    epochs: float | None = 100.0
+    steps: int | None = None
+    batch_size: int = 128
+    bf16: bool | None = None
+    channels_last: bool | None = None
+    compile: bool = False
+
+    def validate(self) -> None:
+        if (self.epochs is None) == (self.steps is None):
+            _fail("train.steps", self.steps,
+                  f"exactly one of train.steps / train.epochs set (train.epochs={self.epochs!r})")
+        if self.epochs is not None:
+            _in_range("train.epochs", self.epochs, 0.0, 1e6, lo_open=True)
+        _int_at_least("train.steps", self.steps, 1, optional=True)
+        _int_at_least("train.batch_size", self.batch_size, 2)
+
+
+@dataclass
+class EvalConfig:
+    """Monitors and final evaluation.
+
+    kNN monitor (cosine-weighted, on trunk features of the labelled train split as the bank and the
+    test split as queries) every ``knn_every`` steps (0 = only at the end). Final linear probe on
+    frozen trunk features, also on a randomly initialised trunk as the baseline.
+
+    Collapse rule (summary ``collapsed``): the run is collapsed when the RankMe effective rank of
+    the test-set projector outputs is below ``collapse_rank`` or the std of the L2-normalised
+    test-set projector outputs is below ``collapse_std_fraction / sqrt(proj_dim)`` (``1/sqrt(d)``
+    is the value of embeddings spread over the sphere; 0 is a single point). Probe
+    hyper-parameters left at none use :func:`realnet.evaluate.linear_probe`'s defaults."""
+
+    knn_every: int = 0
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    linear_probe: bool = True
+    random_init_baseline: bool = True
+    probe_epochs: int = 100
+    probe_lr: float | None = None
+    probe_weight_decay: float | None = None
+    probe_batch_size: int = 256
+    batch_size: int = 512
+    collapse_rank: float = 1.5
+    collapse_std_fraction: float = 0.1
+
+    def validate(self) -> None:
+        _int_at_least("eval.knn_every", self.knn_every, 0)
+        _int_at_least("eval.knn_k", self.knn_k, 1)
+        _in_range("eval.knn_temperature", self.knn_temperature, 0.0, 1e3, lo_open=True)
+        _int_at_least("eval.probe_epochs", self.probe_epochs, 1)
+        if self.probe_lr is not None:
+            _in_range("eval.probe_lr", self.probe_lr, 0.0, 1e3, lo_open=True)
+        if self.probe_weight_decay is not None:
+            _in_range("eval.probe_weight_decay", self.probe_weight_decay, 0.0, 1e3)
+        _int_at_least("eval.probe_batch_size", self.probe_batch_size, 1)
+        _int_at_least("eval.batch_size", self.batch_size, 1)
+        _in_range("eval.collapse_rank", self.collapse_rank, 1.0, 1e6)
+        _in_range("eval.collapse_std_fraction", self.collapse_std_fraction, 0.0, 1.0,
+                  lo_open=True, hi_open=True)
+
+
+@dataclass
+class LogConfig:
+    """Periods in optimiser steps. ``every``: a metrics.jsonl line; ``spectra_every``: a spectra
+    snapshot (0 = only at the end); ``checkpoint_every``: an atomic checkpoint (0 = only at the
+    end); ``probe_size``: images in the fixed probe batch of the spectra snapshots;
+    ``save_matrices``: keep the full F / Wp / view-correlation matrices in each snapshot."""
+
+    every: int = 50
+    spectra_every: int = 500
+    checkpoint_every: int = 1000
+    probe_size: int = 512
+    save_matrices: bool = True
+
+    def validate(self) -> None:
+        _int_at_least("log.every", self.every, 1)
+        _int_at_least("log.spectra_every", self.spectra_every, 0)
+        _int_at_least("log.checkpoint_every", self.checkpoint_every, 0)
+        _int_at_least("log.probe_size", self.probe_size, 2)
+
+
+@dataclass
+class TrainConfig:
+    """The whole run. ``augment`` holds overrides of the dataset's default augmentation
+    (:func:`realnet.augment.default_augment`), keyed by :class:`AugmentConfig` field."""
+
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: dict[str, Any] = field(default_factory=dict, metadata={"schema": AugmentConfig})
+    train: LoopConfig = field(default_factory=LoopConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def validate(self) -> "TrainConfig":
+        """Check every value; raise ValueError naming the first bad key. Returns ``self``."""
+        _int_at_least("seed", self.seed, 0)
+        if not (self.device in ("auto", "cpu", "cuda") or
+                (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            _fail("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        for section in (self.data, self.model, self.method, self.predictor, self.optim,
+                        self.train, self.eval, self.log):
+            section.validate()
+        hints = _schema_types(AugmentConfig)
+        for k, v in self.augment.items():  # types (set programmatically) and then ranges
+            _coerce(v, hints[k], f"augment.{k}")
+        self.augment_config().validate()
+        if self.predictor.partitions > self.model.proj_dim:
+            _fail("predictor.partitions", self.predictor.partitions,
+                  f"an integer in [1, model.proj_dim={self.model.proj_dim}]")
+        if self.data.ssl_limit is not None and self.data.ssl_limit < self.train.batch_size:
+            _fail("data.ssl_limit", self.data.ssl_limit,
+                  f"at least train.batch_size={self.train.batch_size} (or none)")
+        if self.log.probe_size > 8192:
+            _fail("log.probe_size", self.log.probe_size, "an integer in [2, 8192]")
+        return self
+
+    def augment_config(self) -> AugmentConfig:
+        """The dataset's default augmentation with this config's overrides applied (validated by
+        :class:`AugmentConfig` itself where it checks its values)."""
+        from .augment import default_augment
+
+        return dataclasses.replace(default_augment(self.data.dataset), **self.augment)
+
+
+# ---------------------------------------------------------------------------------------------
+# typed construction from plain data (TOML / JSON) and from override strings
+# ---------------------------------------------------------------------------------------------
+_NONE_WORDS = ("none", "null", "auto")
+
+
+def _schema_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unknown(prefix: str, name: str, known: typing.Iterable[str], rest: str = "") -> ValueError:
+    """Refusal of the key ``prefix + name + rest`` whose part ``name`` is not among ``known``,
+    suggesting the full key with the closest known part."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    if close:
+        hint = f"; did you mean {prefix + close[0] + rest!r}?"
+    else:  # a key given without its section, e.g. `lr` for `optim.lr`
+        leaves = all_keys()
+        last = difflib.get_close_matches((name + rest).split(".")[-1],
+                                         sorted({k.split(".")[-1] for k in leaves}), n=1,
+                                         cutoff=0.6)
+        full = [k for k in leaves if last and k.split(".")[-1] == last[0]]
+        hint = f"; did you mean {' or '.join(map(repr, full))}?" if full else ""
+    where = f" under {prefix.rstrip('.')!r}" if prefix else ""
+    return ValueError(f"unknown key {prefix + name + rest!r}{hint} (known{where}: "
+                      f"{', '.join(known)})")
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert a plain value (from TOML/JSON) to the field type ``tp``."""
+    if tp is Any:
+        return value
+    if _is_union(tp):
+        args = typing.get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in _NONE_WORDS
+                             and type(None) in args and str not in args):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if errors else f"{key}: cannot be none")
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected a table of {tp.__name__} keys, got {value!r}")
+        return _build(tp, value, key + ".")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{key}={value!r} is invalid: allowed true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError(f"{key}={value!r} is invalid: allowed an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(f"{key}={value!r} is invalid: allowed a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{key}={value!r} is invalid: allowed a string")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}={value!r} is invalid: allowed a list")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ValueError(f"{key}={value!r} is invalid: allowed {len(args)} values")
+            items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            a = args[0] if args else Any
+            items = [_coerce(v, a, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        _fail(key, value, "one of " + ", ".join(map(repr, typing.get_args(tp))))
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected a table, got {value!r}")
+        return dict(value)
+    raise TypeError(f"{key}: unsupported field type {tp!r}")  # a programming error, not input
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = _schema_types(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in fields:
+            raise _unknown(prefix, name, fields)
+        schema = fields[name].metadata.get("schema")
+        if schema is not None:
+            kwargs[name] = _build_open_table(schema, value, prefix + name)
+        else:
+            kwargs[name] = _coerce(value, hints[name], prefix + name)
+    return cls(**kwargs)
+
+
+def _build_open_table(schema: type, value: Any, key: str) -> dict[str, Any]:
+    """A table whose keys are (a subset of) the fields of ``schema``, typed by them."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: expected a table of {schema.__name__} keys, got {value!r}")
+    hints = _schema_types(schema)
+    out = {}
+    for k, v in value.items():
+        if k not in hints:
+            raise _unknown(key + ".", k, hints)
+        out[k] = _coerce(v, hints[k], f"{key}.{k}")
+    return out
+
+
+def _parse_text(text: str, tp: Any, key: str) -> Any:
+    """Parse an override's text by the field type ``tp``."""
+    s = text.strip()
+    if _is_union(tp):
+        args = typing.get_args(tp)
+        words = _NONE_WORDS if str not in args else ("none", "null")
+        if type(None) in args and s.lower() in words:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _parse_text(s, a, key)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0])
+    if tp is bool:
+        low = s.lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{key}={s!r} is invalid: allowed true or false")
+    if tp is int:
+        try:
+            return int(s)
+        except ValueError:
+            try:
+                f = float(s)
+            except ValueError:
+                f = None
+            if f is not None and f.is_integer():
+                return int(f)
+            raise ValueError(f"{key}={s!r} is invalid: allowed an integer") from None
+    if tp is float:
+        try:
+            return float(s)
+        except ValueError:
+            raise ValueError(f"{key}={s!r} is invalid: allowed a number") from None
+    if tp is str:
+        if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+            s = s[1:-1]
+        return s
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        inner = s[1:-1] if s[:1] in "[(" and s[-1:] in "])" else s
+        parts = [p for p in (x.strip() for x in inner.split(",")) if p]
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(parts) != len(args):
+                raise ValueError(f"{key}={s!r} is invalid: allowed {len(args)} comma-separated "
+                                 "values")
+            items = [_parse_text(p, a, key) for p, a in zip(parts, args)]
+        else:
+            items = [_parse_text(p, args[0] if args else str, key) for p in parts]
+        return tuple(items) if origin is tuple else items
+    if origin is typing.Literal:
+        return _coerce(s, tp, key)
+    raise ValueError(f"{key}: cannot be set from the command line (type {tp!r})")
+
+
+#: Setting one of these by override clears the other (they are mutually exclusive).
+_EXCLUSIVE = {"train.steps": "train.epochs", "train.epochs": "train.steps"}
+
+
+def apply_overrides(cfg: TrainConfig, overrides: typing.Sequence[str]) -> TrainConfig:
+    """Apply ``"a.b=value"`` strings to ``cfg`` in place (typed by the dataclass field; an
+    unknown key is refused with the closest match). Returns ``cfg`` (not yet validated)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected key=value (e.g. optim.lr=0.05)")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        parts = key.split(".")
+        obj: Any = cfg
+        obj_schema: Any = None
+        for depth, name in enumerate(parts):
+            last = depth == len(parts) - 1
+            pre = "".join(p + "." for p in parts[:depth])
+            rest = "".join("." + p for p in parts[depth + 1:])
+            if isinstance(obj, dict):  # an open table (augment)
+                schema = obj_schema
+                hints = _schema_types(schema)
+                if name not in hints:
+                    raise _unknown(pre, name, hints, rest)
+                if not last:
+                    raise ValueError(f"unknown key {key!r}: {pre + name!r} is a value, not a "
+                                     "section")
+                obj[name] = _parse_text(text, hints[name], key)
+                break
+            if not dataclasses.is_dataclass(obj):
+                raise ValueError(f"unknown key {key!r}: {pre.rstrip('.')!r} is a value, not a "
+                                 "section")
+            fields = {f.name: f for f in dataclasses.fields(obj)}
+            if name not in fields:
+                raise _unknown(pre, name, fields, rest)
+            f = fields[name]
+            if last:
+                if dataclasses.is_dataclass(getattr(obj, name)) or "schema" in f.metadata:
+                    raise ValueError(f"{key!r} is a section; set one of its keys, e.g. "
+                                     f"{key}.{dataclasses.fields(getattr(obj, name))[0].name}=..."
+                                     if dataclasses.is_dataclass(getattr(obj, name)) else
+                                     f"{key!r} is a section; set one of its keys")
+                setattr(obj, name, _parse_text(text, _schema_types(type(obj))[name], key))
+                other = _EXCLUSIVE.get(key)
+                if other is not None and getattr(obj, name) is not None:
+                    setattr(obj, other.split(".")[-1], None)
+            else:
+                obj_schema = f.metadata.get("schema")
+                obj = getattr(obj, name)
+    return cfg
+
+
+def all_keys(cls: type = None, prefix: str = "") -> list[str]:
+    """Every settable dotted key of :class:`TrainConfig` (``augment.*`` included)."""
+    cls = TrainConfig if cls is None else cls
+    out: list[str] = []
+    hints = _schema_types(cls)
+    for f in dataclasses.fields(cls):
+        schema = f.metadata.get("schema")
+        if schema is not None:
+            out += [f"{prefix}{f.name}.{k}" for k in _schema_types(schema)]
+        elif dataclasses.is_dataclass(hints[f.name]):
+            out += all_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a :class:`TrainConfig` from plain data (a parsed TOML file or a saved config.json);
+    unknown keys are refused, types checked. Not yet validated. A ``[train]`` table that sets
+    ``steps`` but not ``epochs`` clears the default ``epochs``."""
+    cfg = _build(TrainConfig, data)
+    loop = data.get("train", {})
+    if isinstance(loop, dict) and loop.get("steps") is not None and "epochs" not in loop:
+        cfg.train.epochs = None
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain-data form (JSON-ready; tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{prefix}{k}.")
+        elif x != y:
+            out.append(prefix.rstrip("."))
+
+    walk(config_to_dict(a), config_to_dict(b), "")
+    return out
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in ``realnet/configs/``."""
+    root = resources.files("realnet") / "configs"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A TOML path as given, or the shipped config of that name (``cifar10_directpred``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    name = p.name[:-5] if p.name.endswith(".toml") else p.name
+    shipped = resources.files("realnet") / "configs" / f"{name}.toml"
+    if shipped.is_file() and str(p) in (name, name + ".toml"):
+        return Path(str(shipped))
+    names = shipped_configs()
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"--config {str(name_or_path)!r}: no such file and no shipped config of "
+                     f"that name{hint} (shipped: {', '.join(names)})")
+
+
+def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> TrainConfig:
+    """Load a TOML config (a path or a shipped name; ``None`` = the defaults), apply the
+    ``key=value`` overrides and validate. Raises ValueError naming the first bad key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        with open(resolve_config_path(path), "rb") as fh:
+            try:
+                data = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"--config {str(path)!r}: not valid TOML: {e}") from None
+    cfg = config_from_dict(data)
+    apply_overrides(cfg, overrides)
+    return cfg.validate()

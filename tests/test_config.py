@@ -1,0 +1,163 @@
+"""Run configuration: paper defaults, TOML loading, typed overrides, refusal of bad keys/values."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from realnet.config import (TrainConfig, all_keys, apply_overrides, config_diff, config_from_dict,
+                            config_to_dict, load_config, resolve_config_path, shipped_configs)
+
+
+def test_defaults_are_the_papers_recipe():
+    # THEORY.md section 4, value by value.
+    c = TrainConfig().validate()
+    assert (c.method.name, c.method.ema, c.method.ema_schedule, c.method.loss) == \
+        ("byol", 0.996, "constant", "cosine")
+    assert c.method.symmetric and c.method.stop_grad and c.method.target_init_copy
+    assert (c.optim.name, c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.schedule) \
+        == ("sgd", 0.03, 0.9, 4e-4, "constant")
+    assert (c.train.batch_size, c.train.epochs, c.train.steps) == (128, 100.0, None)
+    assert (c.model.arch, c.model.stem, c.model.width) == ("resnet18", "cifar", 1.0)
+    assert (c.model.proj_hidden_dim, c.model.proj_dim) == (512, 128)
+    assert (c.predictor.name, c.predictor.rho, c.predictor.eps, c.predictor.freq) == \
+        ("directpred", 0.3, 0.1, 1)
+
+
+def test_toml_is_loaded_typed_and_overrides_apply(tmp_path):
+    p = tmp_path / "run.toml"
+    p.write_text('seed = 3\n[data]\ndataset = "digits"\n[optim]\nlr = 1\n'
+                 '[train]\nsteps = 7\n[augment]\ncrop_scale = [0.3, 1.0]\n')
+    c = load_config(p, ["optim.momentum=0.5", "method.target_init_copy=false",
+                        "augment.flip_p=0", "eval.probe_lr=none", "predictor.name=linear"])
+    assert c.seed == 3 and c.data.dataset == "digits"
+    assert isinstance(c.optim.lr, float) and c.optim.lr == 1.0  # TOML int widened to float
+    assert c.optim.momentum == 0.5 and c.method.target_init_copy is False
+    assert c.augment == {"crop_scale": (0.3, 1.0), "flip_p": 0.0}
+    assert c.augment_config().crop_scale == (0.3, 1.0)
+    assert (c.train.steps, c.train.epochs) == (7, None)  # a [train] table with steps only
+    assert c.eval.probe_lr is None and c.predictor.name == "linear"
+
+
+def test_steps_and_epochs_overrides_replace_each_other():
+    c = load_config("digits", ["train.epochs=2.5"])
+    assert (c.train.epochs, c.train.steps) == (2.5, None)
+    c = load_config(None, ["train.steps=10"])
+    assert (c.train.epochs, c.train.steps) == (None, 10)
+
+
+def test_both_steps_and_epochs_in_a_file_is_refused(tmp_path):
+    p = tmp_path / "both.toml"
+    p.write_text("[train]\nsteps = 5\nepochs = 1\n")
+    with pytest.raises(ValueError, match=r"train\.steps"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("seed=-1", "seed"),
+    ("device=tpu", "device"),
+    ("data.dataset=mnist", "data.dataset"),
+    ("data.ssl_limit=1", "data.ssl_limit"),
+    ("data.image_size=4", "data.image_size"),
+    ("model.arch=vgg", "model.arch"),
+    ("model.stem=big", "model.stem"),
+    ("model.width=0", "model.width"),
+    ("model.proj_dim=0", "model.proj_dim"),
+    ("method.name=simclr", "method.name"),
+    ("method.ema=1.5", "method.ema"),
+    ("method.ema_schedule=linear", "method.ema_schedule"),
+    ("method.loss=l1", "method.loss"),
+    ("method.stop_grad=false", "method.stop_grad"),  # byol: no gradient to stop
+    ("predictor.name=foo", "predictor.name"),
+    ("predictor.rho=1", "predictor.rho"),
+    ("predictor.partitions=1000", "predictor.partitions"),  # > model.proj_dim
+    ("optim.lr=0", "optim.lr"),
+    ("optim.momentum=1", "optim.momentum"),
+    ("optim.weight_decay=-1", "optim.weight_decay"),
+    ("augment.crop_scale=0.5,2", "augment.crop_scale"),
+    ("augment.flip_p=2", "augment.flip_p"),
+    ("train.steps=0", "train.steps"),
+    ("train.epochs=-1", "train.epochs"),
+    ("train.batch_size=1", "train.batch_size"),
+    ("train.batch_size=abc", "train.batch_size"),
+    ("train.bf16=maybe", "train.bf16"),
+    ("eval.knn_every=-1", "eval.knn_every"),
+    ("eval.knn_temperature=0", "eval.knn_temperature"),
+    ("eval.collapse_rank=0.5", "eval.collapse_rank"),
+    ("eval.collapse_std_fraction=1", "eval.collapse_std_fraction"),
+    ("log.every=0", "log.every"),
+    ("log.probe_size=1", "log.probe_size"),
+])
+def test_each_bad_value_is_refused_naming_its_key(override, key):
+    with pytest.raises(ValueError) as err:
+        load_config("digits", [override])
+    assert key in str(err.value)
+
+
+@pytest.mark.parametrize("override, suggestion", [
+    ("optim.lrr=1", "optim.lr"),
+    ("optm.lr=1", "optim.lr"),
+    ("lr=1", "optim.lr"),
+    ("augment.crop_scal=0.2,1", "augment.crop_scale"),
+    ("predictor.nme=linear", "predictor.name"),
+])
+def test_unknown_keys_are_refused_with_a_close_match(override, suggestion):
+    with pytest.raises(ValueError, match="unknown key") as err:
+        load_config("digits", [override])
+    assert f"did you mean '{suggestion}'" in str(err.value)
+
+
+def test_unknown_toml_key_and_wrong_type_are_refused(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[optim]\nlearning_rate = 0.1\n")
+    with pytest.raises(ValueError, match=r"optim\.learning_rate"):
+        load_config(p)
+    p.write_text('[train]\nbatch_size = "big"\n')
+    with pytest.raises(ValueError, match=r"train\.batch_size"):
+        load_config(p)
+    p.write_text("[train\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_config(p)
+
+
+def test_malformed_overrides_are_refused():
+    for bad in ("optim.lr", "optim=3", "seed.x=1", "augment.flip_p.x=1"):
+        with pytest.raises(ValueError):
+            apply_overrides(TrainConfig(), [bad])
+
+
+def test_every_shipped_config_validates_and_round_trips_through_json():
+    names = shipped_configs()
+    want = {f"{ds}_{p}" for ds in ("cifar10", "stl10") for p in (
+        "mlp", "linear", "linear_sym", "directpred", "directpred_freq5", "directcopy", "optimal")}
+    want |= {f"fmnist_{p}" for p in ("directpred", "directcopy", "mlp", "linear", "nopred",
+                                     "nostopgrad")} | {"digits"}
+    assert want <= set(names)
+    for name in names:
+        c = load_config(name)
+        again = config_from_dict(json.loads(json.dumps(config_to_dict(c)))).validate()
+        assert config_diff(c, again) == [], name
+    assert load_config("stl10_directpred_freq5").predictor.freq == 5
+    assert load_config("fmnist_nopred").predictor.name == "identity"
+    nsg = load_config("fmnist_nostopgrad")
+    assert (nsg.method.name, nsg.method.stop_grad) == ("simsiam", False)
+
+
+def test_config_name_lookup_suggests_the_closest_shipped_config():
+    assert resolve_config_path("digits").name == "digits.toml"
+    with pytest.raises(ValueError, match="did you mean 'digits'"):
+        resolve_config_path("digit")
+
+
+def test_all_keys_lists_every_settable_key():
+    keys = all_keys()
+    assert {"seed", "optim.lr", "predictor.rho", "augment.crop_scale", "train.steps"} <= set(keys)
+    c = TrainConfig()
+    for k in keys:  # every listed key is settable by an override of its current value
+        if k.startswith("augment."):
+            continue
+        section, _, name = k.rpartition(".")
+        obj = c
+        for part in filter(None, section.split(".")):
+            obj = getattr(obj, part)
+        assert hasattr(obj, name), k
