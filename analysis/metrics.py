@@ -32,6 +32,11 @@ __all__ = [
     "n_collapsed_modes",
     "normalised_embedding_std",
     "matrix_correlation",
+    "collapsed_mask",
+    "project_on_modes",
+    "augmentation_sigma2",
+    "wang_isola_alignment",
+    "wang_isola_uniformity",
     "COLLAPSE_REL_TOL",
 ]
 
@@ -139,12 +144,19 @@ def n_collapsed_modes(s: np.ndarray, reference: float | np.ndarray | None = None
     of a healthy mode; by default the largest eigenvalue of ``s`` itself (so a spectrum that has
     shrunk uniformly to ~0 counts as *not* collapsed by this function: compare against the initial
     spectrum by passing ``reference=s0.max()`` to catch a total collapse)."""
+    return np.sum(collapsed_mask(s, reference, rel_tol), axis=-1)
+
+
+def collapsed_mask(s: np.ndarray, reference: float | np.ndarray | None = None,
+                   rel_tol: float = COLLAPSE_REL_TOL) -> np.ndarray:
+    """Per-mode form of :func:`n_collapsed_modes` (same rule): True where
+    ``s_j <= rel_tol * reference`` (``reference`` defaults to ``max_j s_j``)."""
     s = np.asarray(s, dtype=np.float64)
     if reference is None:
         ref = np.max(s, axis=-1, keepdims=True)
     else:
         ref = np.expand_dims(np.asarray(reference, dtype=np.float64), -1)
-    return np.sum(s <= rel_tol * ref, axis=-1)
+    return s <= rel_tol * ref
 
 
 def normalised_embedding_std(Z: np.ndarray) -> float:
@@ -165,3 +177,52 @@ def matrix_correlation(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     num = np.sum(A * B, axis=(-2, -1))
     den = np.linalg.norm(A, axis=(-2, -1)) * np.linalg.norm(B, axis=(-2, -1))
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def project_on_modes(C: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """``u_j^T C u_j`` for each column ``u_j`` of ``U`` (the diagonal of ``U^T C U``)."""
+    U = np.asarray(U, dtype=np.float64)
+    return np.einsum("ij,ik,kj->j", U, np.asarray(C, dtype=np.float64), U)
+
+
+def augmentation_sigma2(same_on_modes: np.ndarray, cross_on_modes: np.ndarray) -> np.ndarray:
+    """Augmentation strength per mode (THEORY section 1): with ``C_same = W (X + X') W^T`` (the
+    views' own second moment) and ``C_cross = W X W^T`` (the cross moment of two views),
+    ``sigma2_j = (u_j^T C_same u_j - u_j^T C_cross u_j) / u_j^T C_cross u_j``; under A2
+    (``X = I``, ``X' = sigma2 I``) every mode gives ``sigma2``. NaN where the cross moment is
+    not positive (a mode with no view-invariant signal: the linear theory has no ``sigma2``
+    there)."""
+    same = np.asarray(same_on_modes, dtype=np.float64)
+    cross = np.asarray(cross_on_modes, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cross > 0, (same - cross) / np.where(cross > 0, cross, 1.0), np.nan)
+
+
+def _unit_rows(Z: np.ndarray) -> np.ndarray:
+    Z = np.asarray(Z, dtype=np.float64)
+    return Z / np.maximum(np.linalg.norm(Z, axis=-1, keepdims=True), 1e-12)
+
+
+def wang_isola_alignment(z1: np.ndarray, z2: np.ndarray, alpha: float = 2.0) -> float:
+    """Alignment of Wang & Isola (2020): ``E ||f(x) - f(x')||^alpha`` over positive pairs (rows
+    of ``z1``, ``z2``: two views of one sample), on L2-normalised embeddings. 0 for identical
+    views, 4 (alpha = 2) for opposite ones."""
+    z1, z2 = _unit_rows(z1), _unit_rows(z2)
+    if z1.shape != z2.shape or z1.ndim != 2:
+        raise ValueError(f"z1, z2: expected two (n, d) arrays of one shape, got {z1.shape}, "
+                         f"{z2.shape}")
+    return float(np.mean(np.linalg.norm(z1 - z2, axis=1) ** alpha))
+
+
+def wang_isola_uniformity(Z: np.ndarray, t: float = 2.0) -> float:
+    """Uniformity of Wang & Isola (2020): ``log E exp(-t ||f(x) - f(y)||^2)`` over the distinct
+    pairs ``x != y`` of the rows of ``Z``, on L2-normalised embeddings. 0 for a collapsed
+    representation (all rows equal); the more uniform on the sphere, the more negative."""
+    Zn = _unit_rows(Z)
+    if Zn.ndim != 2 or Zn.shape[0] < 2:
+        raise ValueError(f"Z: expected an (n, d) embedding matrix with n >= 2, got {Zn.shape}")
+    sq = np.clip(2.0 - 2.0 * (Zn @ Zn.T), 0.0, None)  # ||a - b||^2 of unit vectors
+    iu = np.triu_indices(Zn.shape[0], k=1)
+    v = -t * sq[iu]
+    m = v.max()
+    return float(m + np.log(np.mean(np.exp(v - m))))

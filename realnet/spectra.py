@@ -46,7 +46,6 @@ __all__ = [
     "ProbeViews",
     "probe_views",
     "view_correlations",
-    "project_on_modes",
     "snapshot",
     "summary_line",
     "write_snapshot",
@@ -112,11 +111,6 @@ def view_correlations(z1: np.ndarray, z2: np.ndarray) -> tuple[np.ndarray, np.nd
     return same, cross
 
 
-def project_on_modes(C: np.ndarray, U: np.ndarray) -> np.ndarray:
-    """``u_j^T C u_j`` for each column ``u_j`` of ``U`` (the diagonal of ``U^T C U``)."""
-    return np.einsum("ij,ik,kj->j", U, np.asarray(C, dtype=np.float64), U)
-
-
 def snapshot(step: int, views: ProbeViews, *, F: np.ndarray | None = None,
              Wp: np.ndarray | None = None, save_matrices: bool = True) -> dict[str, Any]:
     """All snapshot quantities as a dict of numpy arrays / Python scalars (see module docstring).
@@ -132,8 +126,8 @@ def snapshot(step: int, views: ProbeViews, *, F: np.ndarray | None = None,
         "F_eigvals": s,
         "C_same_eigvals": metrics.spectrum(same),
         "C_cross_eigvals": metrics.spectrum(cross),
-        "same_on_F": project_on_modes(same, U),
-        "cross_on_F": project_on_modes(cross, U),
+        "same_on_F": metrics.project_on_modes(same, U),
+        "cross_on_F": metrics.project_on_modes(cross, U),
         "effective_rank": metrics.effective_rank(Z),
         "effective_rank_trunk": metrics.effective_rank(views.h1),
         "normalised_std": metrics.normalised_embedding_std(Z),

@@ -1,0 +1,165 @@
+"""From a real run's optimiser settings to the theory's hyperparameters (THEORY.md section 1).
+
+Input: the resolved config of a run (the plain ``config.json`` dict a run folder holds; this
+module reads it as data and does not import the trainer). Output: :class:`TheoryHParams`.
+
+Discrete SGD with online learning rate ``a`` (THEORY section 1): predictor lr ``a alpha_p``, EMA
+momentum ``gamma_a = 1 - a beta``, weight decay ``a eta``; ODE time ``t = step * a``. A run's
+optimiser differs from that plain scheme in two ways, each a factor on ``a``:
+
+``momentum`` (heavy ball, ``v <- m v + g + wd w``, ``w <- w - lr v``)
+    When the gradient changes little over ``1/(1 - m)`` steps (the continuous limit) the buffer
+    is ``v = (g + wd w)/(1 - m)``: the effective step is ``lr / (1 - m)`` (10x for ``m = 0.9``),
+    on the gradient and the (coupled) weight decay alike. The EMA update, applied once per step
+    outside the optimiser, is not amplified. So ``alpha_p`` and ``eta`` are unaffected, but the
+    EMA rate relative to the online rate is ``beta = (1 - gamma_a)(1 - m) / lr``, 10x smaller
+    than ``(1 - gamma_a)/lr``, and the time per step 10x larger.
+``method.symmetric`` (loss summed over both view orders)
+    Its expected gradient is twice that of Eqn 1's single ordered pair, so in the theory's units
+    ``a = 2 lr / (1 - m)`` and the weight decay, not doubled, is ``eta = wd / 2``.
+
+Conventions (:data:`CONVENTIONS`): ``"continuous"`` (default, used for predictions) applies both
+factors; ``"paper"`` applies neither (``a = lr``, ``eta = wd``, ``beta = (1 - gamma_a)/lr``; BYOL's
+0.996 at lr 0.03 gives ``beta = 0.1333``), as THEORY section 1 states it. The fixed points used by
+the predictions (``p*_+-``, ``eta_c``, Eqn 16) depend on ``eta`` and ``tau`` only; ``tau = 1`` at
+any EMA fixed point (Eqn 13 with ``ds/dt = 0``), so ``beta`` and the time unit affect transients
+only, and between the two conventions only the factor 2 of ``eta`` matters there.
+
+Not covered exactly: LARS (its trust ratio rescales each layer's step; ``a`` is then not a
+constant, a note is added), lr schedules other than constant (the time ``t`` is then the sum of
+the logged learning rates, :func:`time_of_steps`), and BYOL's cosine EMA schedule (``beta`` is
+given for the first step; a note is added).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["TheoryHParams", "CONVENTIONS", "map_hparams", "time_of_steps"]
+
+#: ``name -> (apply the momentum factor 1/(1-m), count the symmetrised loss as 2 terms)``.
+CONVENTIONS: dict[str, tuple[bool, bool]] = {
+    "continuous": (True, True),
+    "paper": (False, False),
+}
+
+
+@dataclass(frozen=True)
+class TheoryHParams:
+    """Theory hyperparameters of a run. ``a``: ODE time per optimiser step (at the base lr);
+    ``alpha_p``: relative predictor lr; ``eta`` / ``eta_p``: weight decay of the online network /
+    the predictor per unit time; ``beta``: EMA rate (None for SimSiam, whose ``tau = 1``);
+    ``gamma_a``: the EMA momentum; ``loss_terms``: 2 for a symmetrised loss counted as two terms;
+    ``momentum_factor``: ``1/(1 - m)`` or 1; ``notes``: where the mapping is approximate."""
+
+    convention: str
+    a: float
+    alpha_p: float
+    eta: float
+    eta_p: float
+    beta: float | None
+    gamma_a: float | None
+    lr: float
+    momentum: float
+    weight_decay: float
+    loss_terms: int
+    momentum_factor: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+
+def _get(cfg: Mapping[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ValueError(f"config: missing key {key!r} (not a resolved run config?)")
+        node = node[part]
+    return node
+
+
+def _number(cfg: Mapping[str, Any], key: str, lo: float, hi: float, *, lo_open: bool = False,
+            hi_open: bool = False) -> float:
+    v = _get(cfg, key)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    if ok:
+        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
+        raise ValueError(f"config: {key}={v!r} is invalid: allowed a number in {lb}{lo}, {hi}{rb}")
+    return float(v)
+
+
+def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> TheoryHParams:
+    """Theory hyperparameters of a resolved run config (module docstring for the formulas):
+
+    ``a = lr * loss_terms * momentum_factor``, ``alpha_p = predictor.lr_ratio``,
+    ``eta = optim.weight_decay / loss_terms``, ``eta_p = predictor.weight_decay / loss_terms``
+    (the global one when unset), ``beta = (1 - method.ema) / a`` for BYOL, None for SimSiam."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention: must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+    use_momentum, count_symmetric = CONVENTIONS[convention]
+    lr = _number(cfg, "optim.lr", 0.0, np.inf, lo_open=True)
+    m = _number(cfg, "optim.momentum", 0.0, 1.0, hi_open=True)
+    wd = _number(cfg, "optim.weight_decay", 0.0, np.inf)
+    alpha_p = _number(cfg, "predictor.lr_ratio", 0.0, np.inf, lo_open=True)
+    wd_p_raw = _get(cfg, "predictor.weight_decay")
+    wd_p = wd if wd_p_raw is None else _number(cfg, "predictor.weight_decay", 0.0, np.inf)
+    method = _get(cfg, "method.name")
+    symmetric = bool(_get(cfg, "method.symmetric"))
+    terms = 2 if (symmetric and count_symmetric) else 1
+    factor = 1.0 / (1.0 - m) if use_momentum else 1.0
+    a = lr * terms * factor
+    notes: list[str] = []
+    beta = gamma = None
+    if method == "byol":
+        gamma = _number(cfg, "method.ema", 0.0, 1.0)
+        beta = (1.0 - gamma) / a
+        if _get(cfg, "method.ema_schedule") != "constant":
+            notes.append(f"EMA schedule {_get(cfg, 'method.ema_schedule')!r}: beta is its value at "
+                         "step 0 and decreases to 0 by the end")
+    elif method != "simsiam":
+        raise ValueError(f"config: method.name={method!r} is invalid: allowed 'byol' or 'simsiam'")
+    if _get(cfg, "optim.name") != "sgd":
+        notes.append(f"optimiser {_get(cfg, 'optim.name')!r}: per-layer step rescaling; a is "
+                     "nominal")
+    if _get(cfg, "optim.schedule") != "constant" or int(_get(cfg, "optim.warmup_steps")) > 0:
+        notes.append("lr schedule: use time_of_steps with the logged learning rates for t")
+    if use_momentum and m > 0:
+        notes.append(f"momentum {m:g}: continuous limit, effective lr = lr/(1-m) = {lr / (1 - m):g}")
+    if symmetric and count_symmetric:
+        notes.append("symmetrised loss: 2 terms, a doubled and eta = wd/2")
+    if _get(cfg, "method.loss") == "cosine":
+        notes.append("cosine loss: eta is relative to a scale-free loss (only its ratio to the "
+                     "gradient at the run's output scale matters)")
+    return TheoryHParams(convention, a, alpha_p, wd / terms, wd_p / terms, beta, gamma, lr, m, wd,
+                         terms, factor, tuple(notes))
+
+
+def time_of_steps(steps: Sequence[int] | np.ndarray, hp: TheoryHParams,
+                  lr_log: tuple[Sequence[int], Sequence[float]] | None = None) -> np.ndarray:
+    """ODE time at the given optimiser steps: ``t = step * a`` for a constant lr; with
+    ``lr_log = (logged_steps, logged_lr)`` (from ``metrics.jsonl``, the lr of the step ending
+    there) ``t(step) = (a / lr) * sum_{k < step} lr_k`` with ``lr_k`` piecewise constant between
+    log points (exact when the lr changes only at logged steps)."""
+    steps = np.asarray(steps, dtype=np.float64)
+    if np.any(steps < 0):
+        raise ValueError("steps: must be >= 0")
+    if lr_log is None:
+        return steps * hp.a
+    at, lrs = (np.asarray(v, dtype=np.float64) for v in lr_log)
+    if at.size == 0 or at.shape != lrs.shape:
+        raise ValueError("lr_log: expected two equal-length, non-empty sequences")
+    order = np.argsort(at)
+    at, lrs = at[order], lrs[order]
+    # step k (1-based end at[i-1] < k <= at[i]) uses lrs[i]; beyond the last log point, the last lr
+    knots = np.concatenate([[0.0], at])
+    cum = np.concatenate([[0.0], np.cumsum(np.diff(knots) * lrs)])
+    idx = np.clip(np.searchsorted(knots, steps, side="right") - 1, 0, len(lrs) - 1)
+    total = cum[idx] + (steps - knots[idx]) * lrs[idx]
+    return total * (hp.a / hp.lr)

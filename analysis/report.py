@@ -1,0 +1,138 @@
+"""A table across runs (``python -m analysis report RUN_DIR...``): runs are grouped by their
+resolved config minus ``seed``; each group gets mean +- std over its runs (sample std, ddof = 1;
+empty for a single run) of the final evaluation and of the predicted-vs-measured summary of
+:func:`analysis.compare.compare_run`. Writes ``report.csv`` and ``report.md``."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .compare import compare_run
+from .runs import config_without, load_run
+
+__all__ = ["REPORT_METRICS", "run_row", "group_runs", "report_runs", "markdown_table"]
+
+#: ``column -> (source, key)``: ``"summary"`` = the run's summary.json, ``"compare"`` = the
+#: summary of the comparison.
+REPORT_METRICS: dict[str, tuple[str, str]] = {
+    "linear_top1": ("summary", "linear_top1"),
+    "knn_top1": ("summary", "knn_top1"),
+    "effective_rank": ("summary", "effective_rank"),
+    "collapsed": ("summary", "collapsed"),
+    "n_surviving": ("compare", "n_surviving_meas"),
+    "fate_share": ("compare", "fate_share"),
+    "s_log10_err": ("compare", "s_log10_err_median"),
+    "p_err": ("compare", "p_err_median"),
+    "alignment": ("compare", "alignment_meas_mean"),
+}
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return float(v)
+    return float("nan")
+
+
+def run_row(run_dir: str | Path, convention: str = "continuous") -> dict[str, Any]:
+    """One run: its config (for grouping), seed, the metrics of :data:`REPORT_METRICS` (NaN where
+    missing) and the comparison's verdict (or the reason it could not be made)."""
+    run = load_run(run_dir)
+    row: dict[str, Any] = {"run": str(run.path), "seed": run.config.get("seed"),
+                           "config": run.config}
+    comp: dict[str, Any] = {}
+    try:
+        report, _ = compare_run(run_dir, convention=convention)
+        comp = report["summary"]
+        row["verdict"] = report["verdict"]
+    except ValueError as err:  # no snapshots / no matrices: the evaluation still counts
+        row["verdict"] = f"no comparison: {err}"
+    sources = {"summary": run.summary or {}, "compare": comp}
+    for col, (src, key) in REPORT_METRICS.items():
+        row[col] = _number(sources[src].get(key))
+    return row
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = json.dumps(v, sort_keys=True)
+    return out
+
+
+def group_runs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Group rows by config minus seed; each group: ``label`` (the config keys that differ
+    between groups, ``key=value, ...``; ``"all runs"`` for one group), ``runs``, ``seeds``."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = json.dumps(config_without(r["config"]), sort_keys=True)
+        groups.setdefault(key, []).append(r)
+    flat = {k: _flatten(json.loads(k)) for k in groups}
+    keys = sorted(set().union(*flat.values())) if flat else []
+    varying = [k for k in keys if len({f.get(k) for f in flat.values()}) > 1]
+    out = []
+    for key, members in groups.items():
+        label = ", ".join(f"{k}={json.loads(flat[key][k]) if k in flat[key] else None}"
+                          for k in varying) or "all runs"
+        out.append({"label": label, "runs": members,
+                    "seeds": sorted((m["seed"] for m in members), key=lambda s: (s is None, s))})
+    return out
+
+
+def _mean_std(values: list[float]) -> tuple[float, float, int]:
+    v = np.array([x for x in values if math.isfinite(x)])
+    if v.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else float("nan")), int(v.size)
+
+
+def _fmt(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.4g}" + (f" +- {std:.2g}" if math.isfinite(std) else "")
+
+
+def markdown_table(groups: list[dict[str, Any]]) -> str:
+    """The markdown table of :func:`report_runs` (one line per group)."""
+    cols = list(REPORT_METRICS)
+    lines = ["| group | n | " + " | ".join(cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for g in groups:
+        cells = [_fmt(*g["stats"][c][:2]) for c in cols]
+        lines.append(f"| {g['label']} | {len(g['runs'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
+                convention: str = "continuous") -> tuple[list[dict[str, Any]], str]:
+    """Build the table across ``run_dirs``; write ``report.csv`` / ``report.md`` into ``out``
+    when given. Returns ``(groups, markdown)``; each group has ``stats[col] = (mean, std, n)``."""
+    if not run_dirs:
+        raise ValueError("run_dirs: give at least one run folder")
+    rows = [run_row(d, convention) for d in run_dirs]
+    groups = group_runs(rows)
+    for g in groups:
+        g["stats"] = {c: _mean_std([r[c] for r in g["runs"]]) for c in REPORT_METRICS}
+    md = markdown_table(groups)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "report.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["group", "n_runs", "seeds"] + [f"{c}_{s}" for c in REPORT_METRICS
+                                                     for s in ("mean", "std", "n")])
+            for g in groups:
+                w.writerow([g["label"], len(g["runs"]), " ".join(map(str, g["seeds"]))]
+                           + [f"{x:.6g}" if isinstance(x, float) else x
+                              for c in REPORT_METRICS for x in g["stats"][c]])
+        (out / "report.md").write_text(md + "\n")
+    return groups, md
