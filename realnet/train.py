@@ -1,6 +1,7 @@
 """The training loop of a real BYOL / SimSiam run (THEORY.md section 4), top to bottom.
 
-One step (optimiser step ``k``, counted from 0):
+One step (optimiser step ``k``, counted from 0; steps 2-6 are :class:`TrainStep`, the one code
+path that the trainer runs and :mod:`realnet.bench` times):
 
 1. batch indices from the epoch's permutation (a generator seeded by ``(seed, epoch)``; the
    dataset stays on the device as uint8);
@@ -37,7 +38,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,6 +68,8 @@ __all__ = [
     "resolve_runtime",
     "load_run_data",
     "param_groups",
+    "TrainStep",
+    "build_train_step",
     "train",
     "evaluate_model",
     "evaluate_run",
@@ -173,6 +176,10 @@ class BatchOrder:
         epoch, i = self.position(step)
         return self.permutation(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
 
+    def batch(self, images: torch.Tensor, step: int) -> torch.Tensor:
+        """The images of optimiser step ``step``, gathered on ``images``' device."""
+        return images[self.indices(step).to(images.device, non_blocking=True)]
+
 
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
     """``train.steps``, or ``ceil(train.epochs * steps_per_epoch)``."""
@@ -192,6 +199,86 @@ def param_groups(model: SSLModel, cfg: TrainConfig) -> list[dict[str, Any]]:
     for g in groups:
         g["base_lr"] = g["lr"]
     return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# one optimiser step (the code path the trainer and the benchmark both run)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TrainStep:
+    """One optimiser step of the training loop (steps 2-6 of the module docstring), the single
+    code path that :func:`train` runs and that :mod:`realnet.bench` times.
+
+    ``step(batch, k, lr_mult, momentum)`` on a uint8 ``batch`` (B, C, H, W) on the device: two
+    augmented views from ``generator`` (:meth:`views`; channels_last when
+    ``runtime.channels_last``), then :meth:`update`: the loss under bf16 autocast when
+    ``runtime.bf16``, backward, ``predictor.observe``, the lr of every group set to
+    ``base_lr * lr_mult``, the optimiser step, ``predictor.after_optimizer_step(k + 1)`` and the
+    EMA update of the target with ``momentum``. Returns the detached loss (not read back to the
+    host); when ``losses`` is given the loss is appended to it right after the forward pass, so a
+    failure later in the step (an ``eigh`` of a NaN correlation) still leaves the loss there for
+    the caller to report."""
+
+    model: SSLModel
+    optimizer: torch.optim.Optimizer
+    augment: GPUAugment
+    generator: torch.Generator
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    runtime: Runtime
+    stop_grad: bool = True
+    symmetric: bool = True
+
+    def views(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two augmented views of ``batch`` (channels_last when the runtime asks for it)."""
+        x1, x2 = self.augment(batch, self.generator), self.augment(batch, self.generator)
+        if self.runtime.channels_last:
+            x1 = x1.contiguous(memory_format=torch.channels_last)
+            x2 = x2.contiguous(memory_format=torch.channels_last)
+        return x1, x2
+
+    def __call__(self, batch: torch.Tensor, k: int, lr_mult: float, momentum: float,
+                 losses: list[torch.Tensor] | None = None) -> torch.Tensor:
+        x1, x2 = self.views(batch)
+        return self.update(x1, x2, k, lr_mult, momentum, losses)
+
+    def update(self, x1: torch.Tensor, x2: torch.Tensor, k: int, lr_mult: float,
+               momentum: float, losses: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The model side of the step from two ready views (forward, loss, backward, observe,
+        optimiser step, predictor setting, EMA); the conventional baseline
+        (:mod:`realnet.baseline`) feeds it views from a DataLoader."""
+        model, optimizer, rt = self.model, self.optimizer, self.runtime
+        with torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16, enabled=rt.bf16):
+            out = ssl_loss(model, x1, x2, self.loss_fn, stop_grad=self.stop_grad,
+                           symmetric=self.symmetric)
+        loss = out.loss.detach()
+        if losses is not None:
+            losses.append(loss)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        model.predictor.observe(out.z_online, out.z_target)
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * lr_mult
+        optimizer.step()
+        model.predictor.after_optimizer_step(k + 1, optimizer)
+        model.update_target(momentum)
+        return loss
+
+
+def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime) -> TrainStep:
+    """The model (seeded by ``cfg.seed``, on ``rt.device``, channels_last when asked), its
+    optimiser (:func:`param_groups`), the augmentation and the augmentation generator (seeded by
+    ``cfg.seed``) of a run, assembled into its :class:`TrainStep`. ``torch.compile`` is not
+    applied here: call ``step.model.compile_encoders()`` when ``rt.compile`` (the trainer does so
+    after restoring a checkpoint)."""
+    augment = GPUAugment(cfg.augment_config(), spec, out_size=cfg.data.image_size)
+    model = build_ssl_model(cfg, spec).to(rt.device)
+    if rt.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(param_groups(model, cfg), cfg.optim)
+    generator = torch.Generator(device=rt.device)
+    generator.manual_seed(cfg.seed * 1000 + _AUG_SEED)
+    return TrainStep(model, optimizer, augment, generator, LOSSES[cfg.method.loss], rt,
+                     stop_grad=cfg.method.stop_grad, symmetric=cfg.method.symmetric)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +404,266 @@ def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
         tmp.replace(path)
 
 
+@dataclass
+class _Run:
+    """What one invocation of :func:`train` works with: built by :func:`_setup`, advanced by the
+    loop (``step``, the loss ``window``, the ``pending`` losses not yet read back, the clocks)."""
+
+    cfg: TrainConfig
+    out: Path
+    rt: Runtime
+    data: RunData
+    order: BatchOrder
+    K: int
+    step_fn: TrainStep
+    probe_images: torch.Tensor
+    t_start: float
+    metrics_log: _Jsonl
+    spectra_log: _Jsonl
+    ckpt_path: Path
+    step: int = 0
+    window: list[float] = field(default_factory=list)
+    pending: list[torch.Tensor] = field(default_factory=list)
+    elapsed_before: float = 0.0
+    train_time: float = 0.0
+    last_spectra: dict[str, Any] | None = None
+
+    @property
+    def model(self) -> SSLModel:
+        return self.step_fn.model
+
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"augment": self.step_fn.generator}
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t_start
+
+
+class _Clock:
+    """Training time of the loop: its wall time minus the time spent in monitors (kNN, spectra,
+    checkpoints); the same per logging window for the images/s of a metrics line."""
+
+    def __init__(self, train_time_before: float) -> None:
+        self.train_time_before = train_time_before
+        self.monitor = self.window_monitor = 0.0
+        self.t_loop = self.t_window = time.perf_counter()
+
+    def training_time(self) -> float:
+        return self.train_time_before + (time.perf_counter() - self.t_loop) - self.monitor
+
+    def monitored(self, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.monitor += time.perf_counter() - t
+            self.window_monitor += time.perf_counter() - t
+
+    def close_window(self) -> float:
+        """Seconds of training in the window since the last call; starts a new window."""
+        dt = time.perf_counter() - self.t_window - self.window_monitor
+        self.t_window, self.window_monitor = time.perf_counter(), 0.0
+        return dt
+
+
+def _setup(cfg: TrainConfig, out: Path) -> _Run:
+    """Folder, data, schedule length and the step's components (nothing restored yet)."""
+    rt = resolve_runtime(cfg)
+    t_start = time.perf_counter()
+    _prepare_folder(cfg, out)
+    data = load_run_data(cfg, rt.device)
+    order = BatchOrder(len(data.ssl), cfg.train.batch_size, cfg.seed)
+    K = total_steps(cfg, order.steps_per_epoch)
+    if cfg.optim.warmup_steps >= K:
+        raise ValueError(f"optim.warmup_steps={cfg.optim.warmup_steps} is invalid: allowed "
+                         f"[0, {K}) (the run has {K} steps)")
+    step_fn = build_train_step(cfg, data.spec, rt)
+    pick = torch.randperm(len(data.ssl), generator=torch.Generator().manual_seed(
+        cfg.seed * 1000 + _PROBE_PICK_SEED))[:cfg.log.probe_size]
+    probe_images = data.ssl[pick.to(rt.device)]
+    ckpt_path = out / CHECKPOINT
+    remove_stale_temporaries(ckpt_path)
+    return _Run(cfg, out, rt, data, order, K, step_fn, probe_images, t_start,
+                _Jsonl(out / "metrics.jsonl"), _Jsonl(out / "spectra.jsonl"), ckpt_path)
+
+
+def _resume(run: _Run) -> dict[str, Any] | None:
+    """Restore the last checkpoint if there is one; returns the summary of a finished run. Then
+    drop what an interrupted invocation logged after its last checkpoint (all of it when there is
+    none, so a resumed run's logs equal an uninterrupted run's), write run.json and compile."""
+    has_ckpt = run.ckpt_path.exists()
+    if has_ckpt:
+        state = load_checkpoint(run.ckpt_path)  # CPU: RNG states must stay CPU tensors
+        run.model.load_state_dict(state["model"])
+        run.step_fn.optimizer.load_state_dict(state["optimizer"])
+        restore_rng_state(state["rng"], run.generators)
+        run.step, run.window = state["step"], list(state["loss_window"])
+        run.elapsed_before, run.train_time = state["elapsed_s"], state["train_time_s"]
+        if state["data_position"] != list(run.order.position(run.step)):
+            raise RuntimeError(f"{run.ckpt_path}: data position {state['data_position']} does "
+                               f"not match step {run.step}; the SSL pool changed since it was "
+                               "written")
+        if state["complete"] and (run.out / "summary.json").is_file():
+            return json.loads((run.out / "summary.json").read_text())
+    run.metrics_log.truncate_after(run.step if has_ckpt else -1)
+    run.spectra_log.truncate_after(run.step if has_ckpt else -1)
+    _write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
+                    run.step_fn.augment.cfg)
+    if run.rt.compile:
+        run.model.compile_encoders()
+    return None
+
+
+def _checkpoint(run: _Run, final: bool = False) -> None:
+    """Atomic checkpoint of the current step; refused (NonFiniteError) for non-finite weights."""
+    bad = all_finite(run.model)
+    if bad is not None:
+        raise NonFiniteError(run.step, f"weight {bad!r}")
+    save_checkpoint(run.ckpt_path, {
+        "step": run.step, "total_steps": run.K, "complete": final,
+        "data_position": list(run.order.position(run.step)),
+        "model": run.model.state_dict(), "optimizer": run.step_fn.optimizer.state_dict(),
+        "rng": capture_rng_state(run.generators), "loss_window": list(run.window),
+        "elapsed_s": run.elapsed(), "train_time_s": run.train_time,
+    })
+
+
+def _snapshot(run: _Run) -> dict[str, Any]:
+    """Spectra snapshot of the current step (:mod:`realnet.spectra`), written to the run folder."""
+    cfg, model = run.cfg, run.model
+    views = spectra.probe_views(model.online.backbone, model.online.projector, run.probe_images,
+                                run.step_fn.augment, seed=cfg.seed * 1000 + _PROBE_SEED,
+                                batch_size=cfg.eval.batch_size)
+    F = model.predictor.correlation()
+    Wp = model.predictor.weight_matrix()
+    snap = spectra.snapshot(run.step, views,
+                            F=None if F is None else F.detach().double().cpu().numpy(),
+                            Wp=None if Wp is None else Wp.detach().double().cpu().numpy(),
+                            save_matrices=cfg.log.save_matrices)
+    return spectra.write_snapshot(run.out, snap)
+
+
+def _flush(run: _Run) -> None:
+    """Read pending losses back; raise NonFiniteError at the first non-finite one."""
+    if not run.pending:
+        return
+    vals = torch.stack(run.pending).float().cpu().tolist()
+    first = run.step - len(run.pending) + 1
+    run.pending.clear()
+    for i, v in enumerate(vals):
+        if not math.isfinite(v):
+            raise NonFiniteError(first + i, f"loss ({v})")
+    run.window.extend(vals)
+
+
+def _one_step(run: _Run) -> tuple[float, float]:
+    """Optimiser step ``run.step`` (0-based) with the schedules' lr multiplier and EMA momentum
+    (returned); advances ``run.step``. A failure inside the step (e.g. an eigh on a NaN
+    correlation) first reports a non-finite loss of this step, if there is one."""
+    cfg, k = run.cfg, run.step
+    batch = run.order.batch(run.data.ssl, k)
+    lr_mult = lr_at(k, run.K, cfg.optim)
+    mom = momentum_at(k, run.K, cfg.method.ema, cfg.method.ema_schedule)
+    try:
+        run.step_fn(batch, k, lr_mult, mom, losses=run.pending)
+    except RuntimeError:
+        run.step = k + 1
+        _flush(run)
+        raise
+    run.step = k + 1
+    return lr_mult, mom
+
+
+def _after_step(run: _Run, clock: _Clock, bar, lr_mult: float, mom: float,
+                stopping: bool) -> None:
+    """The hooks due after a step: metrics line (loss, images/s), kNN monitor, spectra snapshot,
+    progress bar, checkpoint."""
+    cfg, step, K = run.cfg, run.step, run.K
+    log_now = step % cfg.log.every == 0 or step == K
+    knn_now = cfg.eval.knn_every > 0 and step % cfg.eval.knn_every == 0 and step < K
+    spectra_now = (cfg.log.spectra_every > 0 and step % cfg.log.spectra_every == 0) or step == K
+    ckpt_now = (cfg.log.checkpoint_every > 0 and step % cfg.log.checkpoint_every == 0) \
+        or step == K or stopping
+    line: dict[str, Any] = {}
+    if log_now or knn_now or spectra_now or ckpt_now:
+        _flush(run)
+    if log_now:
+        if run.rt.device.type == "cuda":
+            torch.cuda.synchronize(run.rt.device)
+        dt = clock.close_window()
+        line.update(loss=float(np.mean(run.window)) if run.window else float("nan"),
+                    images_per_s=cfg.train.batch_size * max(len(run.window), 1) / max(dt, 1e-9))
+        run.window.clear()
+    if knn_now:
+        line["knn_top1"] = clock.monitored(lambda: knn_monitor(
+            run.model, run.data, run.step_fn.augment, cfg, run.rt.device))
+    if spectra_now:
+        run.last_spectra = clock.monitored(lambda: _snapshot(run))
+        line["effective_rank"] = run.last_spectra["effective_rank"]
+        line["normalised_std"] = run.last_spectra["normalised_std"]
+    if line:
+        line = {"step": step, "epoch": step / run.order.steps_per_epoch,
+                "lr": lr_mult * cfg.optim.lr, "momentum": mom, **line}
+        run.metrics_log.write(line)
+        bar.set_postfix({key: (f"{v:.4g}" if isinstance(v, float) else v)
+                         for key, v in line.items()
+                         if key in ("loss", "knn_top1", "effective_rank", "images_per_s")},
+                        refresh=False)
+    bar.update(1)
+    if ckpt_now:
+        run.train_time = clock.training_time()
+        clock.monitored(lambda: _checkpoint(run, final=step == K))
+
+
+def _loop(run: _Run, clock: _Clock, bar, stop_after: int | None,
+          on_step: Callable[[int], None] | None) -> bool:
+    """Steps until the end (True) or until ``stop_after`` steps of this invocation (False)."""
+    invocation_steps = 0
+    while run.step < run.K:
+        lr_mult, mom = _one_step(run)
+        invocation_steps += 1
+        stopping = stop_after is not None and invocation_steps >= stop_after
+        _after_step(run, clock, bar, lr_mult, mom, stopping)
+        if on_step is not None:
+            on_step(run.step)
+        if stopping and run.step < run.K:
+            return False
+    if run.rt.device.type == "cuda":
+        torch.cuda.synchronize(run.rt.device)
+    run.train_time = clock.training_time()
+    return True
+
+
+def _finish(run: _Run, clock: _Clock) -> dict[str, Any]:
+    """Final evaluation, the last metrics line and summary.json."""
+    cfg, K, out = run.cfg, run.K, run.out
+    summary_path = out / "summary.json"
+    result = evaluate_model(run.model, run.data, run.step_fn.augment, cfg, run.rt.device)
+    if run.last_spectra is None:  # finished before, evaluation interrupted: reuse the last line
+        path = run.spectra_log.path
+        lines = path.read_text().splitlines() if path.exists() else []
+        last = json.loads(lines[-1]) if lines else {}
+        run.last_spectra = last if last.get("step") == K else clock.monitored(
+            lambda: _snapshot(run))
+    summary = {
+        **result,
+        "steps": K,
+        "epochs": K / run.order.steps_per_epoch,
+        "wall_time_s": run.elapsed(),
+        "train_time_s": run.train_time,
+        "images_per_s": cfg.train.batch_size * K / max(run.train_time, 1e-9),
+        "spectra": run.last_spectra,
+        "device": str(run.rt.device),
+    }
+    run.metrics_log.write({"step": K, "epoch": K / run.order.steps_per_epoch, "final": True,
+                           **{key: summary[key] for key in ("knn_top1", "effective_rank")}})
+    tmp = summary_path.with_name("summary.json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(summary_path)
+    return summary
+
+
 def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
           stop_after: int | None = None,
           on_step: Callable[[int], None] | None = None) -> dict[str, Any] | None:
@@ -329,225 +676,20 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
     cfg.validate()
     out = Path(out)
     quiet = _quiet_default() if quiet is None else quiet
-    rt = resolve_runtime(cfg)
-    t_start = time.perf_counter()
-    _prepare_folder(cfg, out)
-    data = load_run_data(cfg, rt.device)
-    aug_cfg = cfg.augment_config()
-    augment = GPUAugment(aug_cfg, data.spec, out_size=cfg.data.image_size)
-    order = BatchOrder(len(data.ssl), cfg.train.batch_size, cfg.seed)
-    K = total_steps(cfg, order.steps_per_epoch)
-    if cfg.optim.warmup_steps >= K:
-        raise ValueError(f"optim.warmup_steps={cfg.optim.warmup_steps} is invalid: allowed "
-                         f"[0, {K}) (the run has {K} steps)")
-
-    model = build_ssl_model(cfg, data.spec).to(rt.device)
-    if rt.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(param_groups(model, cfg), cfg.optim)
-    loss_fn = LOSSES[cfg.method.loss]
-    aug_gen = torch.Generator(device=rt.device)
-    aug_gen.manual_seed(cfg.seed * 1000 + _AUG_SEED)
-    generators = {"augment": aug_gen}
-    pick = torch.randperm(len(data.ssl), generator=torch.Generator().manual_seed(
-        cfg.seed * 1000 + _PROBE_PICK_SEED))[:cfg.log.probe_size]
-    probe_images = data.ssl[pick.to(rt.device)]
-
-    metrics_log = _Jsonl(out / "metrics.jsonl")
-    spectra_log = _Jsonl(out / "spectra.jsonl")
-    step, window, elapsed_before, train_time = 0, [], 0.0, 0.0
-    ckpt_path = out / CHECKPOINT
-    remove_stale_temporaries(ckpt_path)
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)  # CPU: RNG states must stay CPU tensors
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        restore_rng_state(state["rng"], generators)
-        step, window = state["step"], list(state["loss_window"])
-        elapsed_before, train_time = state["elapsed_s"], state["train_time_s"]
-        if state["data_position"] != list(order.position(step)):
-            raise RuntimeError(f"{ckpt_path}: data position {state['data_position']} does not "
-                               f"match step {step}; the SSL pool changed since it was written")
-        if state["complete"] and (out / "summary.json").is_file():
-            return json.loads((out / "summary.json").read_text())
-    # Drop what an interrupted invocation logged after its last checkpoint (all of it when
-    # there is none), so a resumed run's logs equal an uninterrupted run's.
-    metrics_log.truncate_after(step if ckpt_path.exists() else -1)
-    spectra_log.truncate_after(step if ckpt_path.exists() else -1)
-    _write_run_info(out, cfg, rt, data, order, K, aug_cfg)
-    if rt.compile:
-        model.compile_encoders()
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t_start
-
-    def checkpoint(final: bool = False) -> None:
-        bad = all_finite(model)
-        if bad is not None:
-            raise NonFiniteError(step, f"weight {bad!r}")
-        save_checkpoint(ckpt_path, {
-            "step": step, "total_steps": K, "complete": final,
-            "data_position": list(order.position(step)),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": capture_rng_state(generators), "loss_window": list(window),
-            "elapsed_s": elapsed(), "train_time_s": train_time,
-        })
-
-    def snapshot() -> dict[str, Any]:
-        views = spectra.probe_views(model.online.backbone, model.online.projector, probe_images,
-                                    augment, seed=cfg.seed * 1000 + _PROBE_SEED,
-                                    batch_size=cfg.eval.batch_size)
-        F = model.predictor.correlation()
-        Wp = model.predictor.weight_matrix()
-        snap = spectra.snapshot(step, views,
-                                F=None if F is None else F.detach().double().cpu().numpy(),
-                                Wp=None if Wp is None else Wp.detach().double().cpu().numpy(),
-                                save_matrices=cfg.log.save_matrices)
-        return spectra.write_snapshot(out, snap)
-
-    last_spectra: dict[str, Any] | None = None
-    if step == 0 and cfg.log.spectra_every > 0:
-        last_spectra = snapshot()
-    pending: list[torch.Tensor] = []  # losses not yet read back to the host
-
-    def flush() -> None:
-        """Read pending losses back; raise NonFiniteError at the first non-finite one."""
-        if not pending:
-            return
-        vals = torch.stack(pending).float().cpu().tolist()
-        first = step - len(pending) + 1
-        pending.clear()
-        for i, v in enumerate(vals):
-            if not math.isfinite(v):
-                raise NonFiniteError(first + i, f"loss ({v})")
-        window.extend(vals)
-
-    bar = _progress(K, step, quiet)
-    invocation_steps = 0
-    monitor_time = 0.0  # time in kNN / spectra / checkpoints, not counted as training time
-    t_loop = t_window = time.perf_counter()
-    window_monitor = 0.0
-    train_time_before = train_time
-
-    def training_time() -> float:
-        return train_time_before + (time.perf_counter() - t_loop) - monitor_time
-
-    def monitored(fn: Callable[[], Any]) -> Any:
-        nonlocal monitor_time, window_monitor
-        t = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            monitor_time += time.perf_counter() - t
-            window_monitor += time.perf_counter() - t
-
+    run = _setup(cfg, out)
+    done = _resume(run)
+    if done is not None:
+        return done
+    if run.step == 0 and cfg.log.spectra_every > 0:
+        run.last_spectra = _snapshot(run)
+    bar = _progress(run.K, run.step, quiet)
+    clock = _Clock(run.train_time)
     try:
-        while step < K:
-            k = step  # 0-based index of this step
-            batch = data.ssl[order.indices(k).to(rt.device, non_blocking=True)]
-            lr_mult = lr_at(k, K, cfg.optim)
-            mom = momentum_at(k, K, cfg.method.ema, cfg.method.ema_schedule)
-            try:
-                _train_step(model, optimizer, batch, augment, aug_gen, loss_fn, cfg, rt, k,
-                            lr_mult, mom, pending)
-            except RuntimeError:  # e.g. an eigh failing on a NaN correlation: name the step
-                step = k + 1
-                flush()
-                raise
-            step = k + 1
-            invocation_steps += 1
-            stopping = stop_after is not None and invocation_steps >= stop_after
-            log_now = step % cfg.log.every == 0 or step == K
-            knn_now = cfg.eval.knn_every > 0 and step % cfg.eval.knn_every == 0 and step < K
-            spectra_now = (cfg.log.spectra_every > 0 and step % cfg.log.spectra_every == 0) \
-                or step == K
-            ckpt_now = (cfg.log.checkpoint_every > 0 and step % cfg.log.checkpoint_every == 0) \
-                or step == K or stopping
-            line: dict[str, Any] = {}
-            if log_now or knn_now or spectra_now or ckpt_now:
-                flush()
-            if log_now:
-                if rt.device.type == "cuda":
-                    torch.cuda.synchronize(rt.device)
-                dt = time.perf_counter() - t_window - window_monitor
-                line.update(loss=float(np.mean(window)) if window else float("nan"),
-                            images_per_s=cfg.train.batch_size * max(len(window), 1) / max(dt, 1e-9))
-                window.clear()
-                t_window, window_monitor = time.perf_counter(), 0.0
-            if knn_now:
-                line["knn_top1"] = monitored(lambda: knn_monitor(model, data, augment, cfg,
-                                                                 rt.device))
-            if spectra_now:
-                last_spectra = monitored(snapshot)
-                line["effective_rank"] = last_spectra["effective_rank"]
-                line["normalised_std"] = last_spectra["normalised_std"]
-            if line:
-                line = {"step": step, "epoch": step / order.steps_per_epoch,
-                        "lr": lr_mult * cfg.optim.lr, "momentum": mom, **line}
-                metrics_log.write(line)
-                bar.set_postfix({key: (f"{v:.4g}" if isinstance(v, float) else v)
-                                 for key, v in line.items()
-                                 if key in ("loss", "knn_top1", "effective_rank", "images_per_s")},
-                                refresh=False)
-            bar.update(1)
-            if ckpt_now:
-                train_time = training_time()
-                monitored(lambda: checkpoint(final=step == K))
-            if on_step is not None:
-                on_step(step)
-            if stopping and step < K:
-                return None
-        if rt.device.type == "cuda":
-            torch.cuda.synchronize(rt.device)
-        train_time = training_time()
+        if not _loop(run, clock, bar, stop_after, on_step):
+            return None
     finally:
         bar.close()
-
-    summary_path = out / "summary.json"
-    result = evaluate_model(model, data, augment, cfg, rt.device)
-    if last_spectra is None:  # finished before, evaluation interrupted: reuse the last line
-        lines = spectra_log.path.read_text().splitlines() if spectra_log.path.exists() else []
-        last = json.loads(lines[-1]) if lines else {}
-        last_spectra = last if last.get("step") == K else monitored(snapshot)
-    summary = {
-        **result,
-        "steps": K,
-        "epochs": K / order.steps_per_epoch,
-        "wall_time_s": elapsed(),
-        "train_time_s": train_time,
-        "images_per_s": cfg.train.batch_size * K / max(train_time, 1e-9),
-        "spectra": last_spectra,
-        "device": str(rt.device),
-    }
-    metrics_log.write({"step": K, "epoch": K / order.steps_per_epoch, "final": True,
-                       **{key: summary[key] for key in ("knn_top1", "effective_rank")}})
-    tmp = summary_path.with_name("summary.json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(summary_path)
-    return summary
-
-
-def _train_step(model: SSLModel, optimizer: torch.optim.Optimizer, batch: torch.Tensor,
-                augment: GPUAugment, gen: torch.Generator, loss_fn, cfg: TrainConfig,
-                rt: Runtime, k: int, lr_mult: float, momentum: float,
-                pending: list[torch.Tensor]) -> None:
-    """One optimiser step ``k`` (0-based); appends the detached loss to ``pending``."""
-    x1, x2 = augment(batch, gen), augment(batch, gen)
-    if rt.channels_last:
-        x1 = x1.contiguous(memory_format=torch.channels_last)
-        x2 = x2.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16, enabled=rt.bf16):
-        out = ssl_loss(model, x1, x2, loss_fn, stop_grad=cfg.method.stop_grad,
-                       symmetric=cfg.method.symmetric)
-    pending.append(out.loss.detach())
-    optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
-    model.predictor.observe(out.z_online, out.z_target)
-    for g in optimizer.param_groups:
-        g["lr"] = g["base_lr"] * lr_mult
-    optimizer.step()
-    model.predictor.after_optimizer_step(k + 1, optimizer)
-    model.update_target(momentum)
+    return _finish(run, clock)
 
 
 def _progress(total: int, initial: int, quiet: bool):
