@@ -6,3 +6,10 @@ FIGURES_OUT ?= figures/out
 # into $(FIGURES_OUT)/<name>/ (PNG, PDF, the plotted numbers as CSV, summary.json).
 figures:
 	$(PYTHON) -m figures.theory --fresh --out $(FIGURES_OUT)
+
+.PHONY: sweep-cpu
+SWEEP_OUT ?= figures/out/sweeps/cpu
+# DirectPred ablations at CPU scale (paper's Tables 6-7 on Fashion-MNIST, 300 steps, 2 seeds):
+# 30 runs, two at a time with one thread each; resumable (rerun to continue), then tables.md.
+sweep-cpu:
+	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/cpu.toml --out $(SWEEP_OUT) --jobs 2

@@ -1,0 +1,653 @@
+"""Sweeps of real training runs: a grid of settings times seeds, launched as ``python -m realnet
+train`` subprocesses, then aggregated into paper-style tables (Tables 6-7) by
+:mod:`figures.tables`.
+
+Run: ``python -m figures.sweep SWEEP.toml --out DIR [--jobs N] [--dry-run] [--retry-failed]``.
+
+A sweep file (TOML)::
+
+    name = "cpu"                        # optional, shown in the tables
+    base = "fmnist_directpred"          # a shipped realnet config or a TOML path (relative to
+                                        # the sweep file)
+    seeds = [0, 1]
+    [overrides]                         # fixed for every run; dotted keys, quoted or bare
+    "train.steps" = 150
+
+    [[tables]]                          # one paper-style table
+    name = "freq"
+    title = "DirectPred: frequency of setting Wp"
+    rows = "predictor.freq"             # grid key of the rows
+    [tables.grid]
+    "predictor.freq" = [1, 2, 5, 10]
+
+    [[tables]]                          # a 2-D table: rows x cols
+    name = "cj_freq"
+    rows = "predictor.freq"
+    cols = "predictor.cj"
+    [tables.grid]
+    "predictor.freq" = [1, 2]
+    "predictor.cj" = [0.1, 0.05, 0.0, -0.05, -0.1]
+
+    [[tables]]                          # or a list of named settings (rows = their labels)
+    name = "predictors"
+    [[tables.settings]]
+    label = "linear SGD"
+    overrides = { "predictor.name" = "linear" }
+
+Every grid point is resolved with :func:`realnet.config.load_config` (base, fixed overrides,
+setting, seed) before anything is launched; an unknown key or invalid value anywhere stops the
+sweep with a message naming the table, the setting and the key. Identical resolved configs are
+run once: the folder of a setting is named by the keys in which its resolved config differs
+from ``base + overrides`` (``cj=-0.05_freq=2``; ``base`` when none), so a setting shared by two
+tables (``freq = 1`` in the freq table and ``c_j = 0, freq = 1`` in the c_j table) is one folder.
+
+Run folders: ``DIR/<setting>/seed<k>/`` (the realnet run folder) plus ``sweep.log`` (the
+subprocess output) and ``sweep_status.json`` (outcome of the last attempt). A run with a
+``summary.json`` is finished and skipped; a run stopped half-way is resumed (the realnet command
+resumes from its checkpoint); a run that stopped on NaN/inf (realnet exit status 3) is a result
+(``nonfinite``, counted as collapsed) and is not retried unless ``--retry-failed``; any other
+failure is recorded and retried by the next invocation. ``DIR/sweep.json`` is the manifest
+(tables, settings, folders) that :mod:`figures.tables` reads.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = [
+    "Setting",
+    "TableSpec",
+    "SweepSpec",
+    "PlannedRun",
+    "RunOutcome",
+    "load_sweep",
+    "sweep_from_dict",
+    "override_strings",
+    "plan_runs",
+    "setting_folder_name",
+    "run_state",
+    "realnet_command",
+    "launch_subprocess",
+    "run_sweep",
+    "write_manifest",
+    "main",
+]
+
+#: realnet's exit status for a run stopped by a NaN/inf loss or weight (a result, not a crash).
+EXIT_NON_FINITE = 3
+STATUS_FILE = "sweep_status.json"
+LOG_FILE = "sweep.log"
+MANIFEST = "sweep.json"
+
+_TOP_KEYS = {"name", "base", "seeds", "overrides", "tables", "description"}
+_TABLE_KEYS = {"name", "title", "rows", "cols", "grid", "settings", "note"}
+_SETTING_KEYS = {"label", "overrides"}
+
+
+# ---------------------------------------------------------------------------------------------
+# the sweep file
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """One cell of a table: its ``label`` ({row key: value[, col key: value]} or {"setting":
+    name}) and the ``overrides`` (``key=value`` strings) that make it."""
+
+    label: dict[str, Any]
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A paper-style table: ``rows`` (and optionally ``cols``) are the label keys of its
+    settings; ``settings`` in row-major order."""
+
+    name: str
+    title: str
+    rows: str
+    cols: str | None
+    settings: tuple[Setting, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep file. ``base``: a shipped realnet config name or an absolute TOML path."""
+
+    name: str
+    base: str
+    seeds: tuple[int, ...]
+    overrides: tuple[str, ...]
+    tables: tuple[TableSpec, ...]
+    description: str = ""
+
+
+def _flatten(table: Any, where: str, prefix: str = "") -> dict[str, Any]:
+    """``{"predictor": {"freq": 2}}`` (bare dotted TOML keys) or ``{"predictor.freq": 2}``
+    (quoted keys) -> ``{"predictor.freq": 2}``."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: expected a table of dotted keys, got {table!r}")
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        key = prefix + k
+        if isinstance(v, dict):
+            out.update(_flatten(v, where, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _format_value(v: Any, key: str) -> str:
+    """A TOML value as realnet override text (lists become comma-separated tuples)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float, str)):
+        return repr(v) if isinstance(v, float) else str(v)
+    if isinstance(v, list) and all(isinstance(x, (int, float, str, bool)) and
+                                   not isinstance(x, list) for x in v):
+        return ",".join(_format_value(x, key) for x in v)
+    raise ValueError(f"{key}={v!r}: unsupported value (allowed a number, string, bool or a flat "
+                     "list)")
+
+
+def override_strings(table: dict[str, Any], where: str) -> tuple[str, ...]:
+    """``key=value`` strings of a (possibly nested) TOML table of overrides; ``seed`` is refused
+    (seeds come from the sweep's ``seeds``)."""
+    flat = _flatten(table, where)
+    if "seed" in flat:
+        raise ValueError(f"{where}: 'seed' may not be set here; list the seeds in the sweep's "
+                         "top-level 'seeds'")
+    return tuple(f"{k}={_format_value(v, k)}" for k, v in flat.items())
+
+
+def _unknown_keys(found: set[str], allowed: set[str], where: str) -> None:
+    bad = sorted(found - allowed)
+    if bad:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, bad))} (allowed: "
+                         f"{', '.join(sorted(allowed))})")
+
+
+def _grid_settings(grid: dict[str, Any], rows: str | None, cols: str | None,
+                   where: str) -> tuple[tuple[Setting, ...], str, str | None]:
+    flat = _flatten(grid, where + ".grid")
+    if not flat:
+        raise ValueError(f"{where}.grid: empty; give at least one key with a list of values")
+    if "seed" in flat:
+        raise ValueError(f"{where}.grid: 'seed' may not be a grid key; list the seeds in the "
+                         "sweep's top-level 'seeds'")
+    for k, v in flat.items():
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"{where}.grid.{k}: expected a non-empty list of values, got {v!r}")
+        if len({json.dumps(x) for x in v}) != len(v):
+            raise ValueError(f"{where}.grid.{k}: repeated values in {v!r}")
+    keys = list(flat)
+    rows = rows if rows is not None else keys[0]
+    if cols is None and len(keys) == 2:
+        cols = next(k for k in keys if k != rows)
+    for name, key in (("rows", rows), ("cols", cols)):
+        if key is not None and key not in flat:
+            raise ValueError(f"{where}.{name}={key!r} is not a grid key (grid keys: "
+                             f"{', '.join(keys)})")
+    if len(keys) > (2 if cols is not None else 1) or (cols is not None and cols == rows):
+        raise ValueError(f"{where}: a table shows at most two grid keys (rows and cols); got "
+                         f"{', '.join(keys)} with rows={rows!r}, cols={cols!r}")
+    order = [rows] + ([cols] if cols is not None else [])
+    settings = []
+    for values in itertools.product(*(flat[k] for k in order)):
+        label = dict(zip(order, values))
+        settings.append(Setting(label, override_strings(label, f"{where}.grid")))
+    return tuple(settings), rows, cols
+
+
+def _named_settings(items: Any, where: str) -> tuple[Setting, ...]:
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{where}.settings: expected a non-empty array of tables "
+                         "([[tables.settings]] with label and overrides)")
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        w = f"{where}.settings[{i}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{w}: expected a table with label and overrides, got {item!r}")
+        _unknown_keys(set(item), _SETTING_KEYS, w)
+        label = item.get("label")
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"{w}.label: expected a non-empty string, got {label!r}")
+        if label in seen:
+            raise ValueError(f"{w}.label={label!r}: used twice in this table")
+        seen.add(label)
+        out.append(Setting({"setting": label}, override_strings(item.get("overrides", {}),
+                                                                 f"{w}.overrides")))
+    return tuple(out)
+
+
+def _table(data: Any, i: int) -> TableSpec:
+    where = f"tables[{i}]"
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a table, got {data!r}")
+    _unknown_keys(set(data), _TABLE_KEYS, where)
+    name = data.get("name", f"table{i}")
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"{where}.name={name!r}: expected letters, digits, '_' or '-'")
+    has_grid, has_settings = "grid" in data, "settings" in data
+    if has_grid == has_settings:
+        raise ValueError(f"{where} ({name}): give exactly one of 'grid' and 'settings'")
+    for key in ("rows", "cols", "title", "note"):
+        if key in data and not isinstance(data[key], str):
+            raise ValueError(f"{where}.{key}: expected a string, got {data[key]!r}")
+    if has_grid:
+        settings, rows, cols = _grid_settings(data["grid"], data.get("rows"), data.get("cols"),
+                                              where)
+    else:
+        if "rows" in data or "cols" in data:
+            raise ValueError(f"{where}: 'rows'/'cols' apply to a grid; a settings table has one "
+                             "row per setting label")
+        settings, rows, cols = _named_settings(data["settings"], where), "setting", None
+    return TableSpec(name, data.get("title", name), rows, cols, settings, data.get("note", ""))
+
+
+def _resolve_base(base: Any, folder: Path) -> str:
+    from realnet.config import resolve_config_path
+
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"base: expected a realnet config name or TOML path, got {base!r}")
+    local = folder / base
+    if local.is_file():
+        return str(local.resolve())
+    return str(resolve_config_path(base))  # ValueError naming the shipped configs
+
+
+def sweep_from_dict(data: dict[str, Any], folder: str | Path = ".") -> SweepSpec:
+    """Build a :class:`SweepSpec` from a parsed sweep file (``folder``: where relative ``base``
+    paths are looked up). Checks the structure only; :func:`plan_runs` checks the configs."""
+    _unknown_keys(set(data), _TOP_KEYS, "sweep file")
+    if "base" not in data:
+        raise ValueError("sweep file: missing 'base' (a realnet config name or TOML path)")
+    base = _resolve_base(data["base"], Path(folder))
+    seeds = data.get("seeds", [0])
+    if (not isinstance(seeds, list) or not seeds or
+            any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise ValueError(f"seeds={seeds!r} is invalid: allowed a non-empty list of integers >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: repeated seeds")
+    tables = data.get("tables")
+    if not isinstance(tables, list) or not tables:
+        raise ValueError("tables: expected at least one [[tables]] entry")
+    specs = tuple(_table(t, i) for i, t in enumerate(tables))
+    names = [t.name for t in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tables: repeated table names {names}")
+    name = data.get("name", "sweep")
+    return SweepSpec(str(name), base, tuple(seeds),
+                     override_strings(data.get("overrides", {}), "overrides"), specs,
+                     str(data.get("description", "")))
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Parse and structurally check a sweep file (ValueError naming the bad key)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep file {str(path)!r}: no such file")
+    with open(path, "rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"sweep file {str(path)!r}: not valid TOML: {e}") from None
+    return sweep_from_dict(data, path.parent)
+
+
+# ---------------------------------------------------------------------------------------------
+# the plan: resolved configs, deduplicated
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PlannedRun:
+    """One training run: ``folder`` relative to the sweep's output, the realnet ``overrides``
+    (fixed + setting + seed), the resolved ``config`` (plain data) and the table cells that use
+    it (``uses``: (table name, setting index))."""
+
+    setting: str
+    seed: int
+    overrides: tuple[str, ...]
+    config: dict[str, Any]
+    uses: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def folder(self) -> str:
+        return f"{self.setting}/seed{self.seed}"
+
+
+def _leaf_names() -> dict[str, int]:
+    from realnet.config import all_keys
+
+    counts: dict[str, int] = {}
+    for k in all_keys():
+        leaf = k.split(".")[-1]
+        counts[leaf] = counts.get(leaf, 0) + 1
+    return counts
+
+
+def _short_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return ",".join(_short_value(x) for x in v)
+    return "none" if v is None else str(v)
+
+
+def setting_folder_name(config: dict[str, Any], reference: dict[str, Any]) -> str:
+    """Name of a setting's folder: ``key=value`` for every dotted key in which ``config``
+    differs from ``reference`` (sorted; the leaf name where it is unambiguous), joined by
+    ``_``; ``base`` when they are equal. Names longer than 80 characters are cut and suffixed
+    with a hash of the full name."""
+    diffs: list[tuple[str, Any]] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                walk(a.get(k), b.get(k), f"{prefix}{k}.")
+        elif a != b:
+            diffs.append((prefix.rstrip("."), a))
+
+    walk(config, reference, "")
+    if not diffs:
+        return "base"
+    leaves = _leaf_names()
+    parts = []
+    for key, value in diffs:
+        leaf = key.split(".")[-1]
+        short = leaf if leaves.get(leaf, 0) == 1 else key
+        parts.append(f"{short}={_short_value(value)}")
+    name = "_".join(parts)
+    name = "".join(c if c.isalnum() or c in "._=+-," else "-" for c in name)
+    if len(name) > 80:
+        name = name[:64] + "-" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    return name
+
+
+def _canonical(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def plan_runs(spec: SweepSpec) -> list[PlannedRun]:
+    """Resolve every (table, setting, seed) with :func:`realnet.config.load_config` and merge
+    identical resolved configs into one run. Raises ValueError naming the table, the setting and
+    the bad key before anything runs."""
+    from realnet.config import config_to_dict, load_config
+
+    try:
+        reference = config_to_dict(load_config(spec.base, spec.overrides))
+    except ValueError as e:
+        raise ValueError(f"overrides: {e}") from None
+    ref_no_seed = {k: v for k, v in reference.items() if k != "seed"}
+    runs: dict[str, PlannedRun] = {}
+    names: dict[str, str] = {}  # folder name -> canonical config (without seed)
+    for table in spec.tables:
+        for i, setting in enumerate(table.settings):
+            label = ", ".join(f"{k}={v}" for k, v in setting.label.items())
+            for seed in spec.seeds:
+                overrides = spec.overrides + setting.overrides + (f"seed={seed}",)
+                try:
+                    cfg = config_to_dict(load_config(spec.base, overrides))
+                except ValueError as e:
+                    raise ValueError(f"tables.{table.name} setting ({label}): {e}") from None
+                no_seed = {k: v for k, v in cfg.items() if k != "seed"}
+                key = _canonical(cfg)
+                if key not in runs:
+                    name = setting_folder_name(no_seed, ref_no_seed)
+                    canon = _canonical(no_seed)
+                    if names.setdefault(name, canon) != canon:  # two configs, one name
+                        name = f"{name}-{hashlib.sha1(canon.encode()).hexdigest()[:8]}"
+                        names[name] = canon
+                    runs[key] = PlannedRun(name, seed, overrides, cfg)
+                runs[key].uses.append((table.name, i))
+    return list(runs.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# state of a run folder and launching
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    """Result of one attempt: ``status`` is ``done``, ``nonfinite`` (a result: NaN/inf during
+    training), ``failed`` (a crash: bad config, missing data, ...) or ``skipped``."""
+
+    status: str
+    returncode: int | None
+    wall_s: float
+    message: str = ""
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _same_config(saved: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether a saved config.json describes ``config`` (read back through realnet's loader, so
+    keys added to realnet's config later take their defaults, as when realnet resumes)."""
+    from realnet.config import config_from_dict, config_to_dict
+
+    try:
+        saved = config_to_dict(config_from_dict(saved))
+    except (ValueError, TypeError):
+        return False
+    return _canonical(saved) == _canonical(config)
+
+
+def run_state(folder: Path, config: dict[str, Any]) -> str:
+    """``done`` (summary.json), ``nonfinite`` (last attempt stopped on NaN/inf), ``conflict``
+    (the folder holds a run of another config), ``partial`` (a checkpoint to resume from),
+    ``failed`` (last attempt crashed, nothing to resume) or ``new``."""
+    cfg_path = folder / "config.json"
+    if cfg_path.is_file():
+        old = _read_json(cfg_path)
+        if old is not None and not _same_config(old, config):
+            return "conflict"
+    if (folder / "summary.json").is_file():
+        return "done"
+    status = _read_json(folder / STATUS_FILE) or {}
+    if status.get("status") == "nonfinite":
+        return "nonfinite"
+    if (folder / "checkpoints" / "last.pt").is_file():
+        return "partial"
+    return "failed" if status.get("status") == "failed" else "new"
+
+
+def realnet_command(base: str, folder: Path, overrides: Sequence[str]) -> list[str]:
+    """The ``python -m realnet train`` command line of one run."""
+    return [sys.executable, "-m", "realnet", "train", "--config", base, "--out", str(folder),
+            "--quiet", *overrides]
+
+
+def _child_env(jobs: int) -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])  # the project root, importable as is
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:  # share the cores between parallel runs
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return env
+
+
+def launch_subprocess(cmd: list[str], folder: Path, env: dict[str, str]) -> RunOutcome:
+    """Run ``cmd`` with its output appended to ``folder/sweep.log``; map realnet's exit status
+    to an outcome (0 done, 3 nonfinite, anything else failed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(folder / LOG_FILE, "a") as log:
+        log.write(f"\n$ {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    wall = time.perf_counter() - t0
+    rc = proc.returncode
+    message = ""
+    lines = (folder / LOG_FILE).read_text(errors="replace").strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    if rc != 0:
+        message = errors[-1] if errors else (lines[-1] if lines else "")
+    status = "done" if rc == 0 else "nonfinite" if rc == EXIT_NON_FINITE else "failed"
+    if status == "done" and not (folder / "summary.json").is_file():
+        status, message = "failed", "exit status 0 but no summary.json"
+    return RunOutcome(status, rc, wall, message)
+
+
+Launcher = Callable[[list[str], Path, dict[str, str]], RunOutcome]
+
+
+def _record(folder: Path, run: PlannedRun, outcome: RunOutcome, cmd: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (STATUS_FILE + ".tmp")
+    tmp.write_text(json.dumps({**asdict(outcome), "command": cmd, "setting": run.setting,
+                               "seed": run.seed, "time": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                              indent=2) + "\n")
+    tmp.replace(folder / STATUS_FILE)
+
+
+def write_manifest(out: Path, spec: SweepSpec, plan: list[PlannedRun]) -> Path:
+    """``out/sweep.json``: the sweep (tables, settings and their folders, seeds) for
+    :mod:`figures.tables`."""
+    folders: dict[tuple[str, int], list[str]] = {}
+    for run in plan:
+        for use in run.uses:
+            folders.setdefault(use, []).append(run.folder)
+    manifest = {
+        "name": spec.name,
+        "description": spec.description,
+        "base": spec.base,
+        "seeds": list(spec.seeds),
+        "overrides": list(spec.overrides),
+        "tables": [{
+            "name": t.name, "title": t.title, "rows": t.rows, "cols": t.cols, "note": t.note,
+            "settings": [{"label": s.label, "overrides": list(s.overrides),
+                          "runs": sorted(folders.get((t.name, i), []))}
+                         for i, s in enumerate(t.settings)],
+        } for t in spec.tables],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _describe(run: PlannedRun, outcome: RunOutcome, folder: Path) -> str:
+    text = f"{run.setting} seed{run.seed}: {outcome.status} ({outcome.wall_s:.0f} s)"
+    if outcome.status == "done":
+        s = _read_json(folder / "summary.json") or {}
+        parts = [f"{k} {s[k]:.2f}" for k in ("linear_top1", "knn_top1", "effective_rank")
+                 if isinstance(s.get(k), (int, float))]
+        if s.get("collapsed"):
+            parts.append("collapsed")
+        text += " " + ", ".join(parts)
+    elif outcome.message:
+        text += f" {outcome.message}"
+    return text
+
+
+def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool = False,
+              retry_failed: bool = False, launcher: Launcher = launch_subprocess,
+              quiet: bool = False, aggregate: bool = True) -> dict[str, str]:
+    """Plan, launch what is not finished, and aggregate. Returns {run folder: final state}.
+
+    ``launcher(cmd, folder, env)`` runs one command (replaceable for tests). A failing run is
+    recorded (``sweep_status.json``) and the sweep goes on. ``dry_run`` prints the plan and
+    touches nothing."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is invalid: allowed an integer >= 1")
+    out = Path(out)
+    plan = plan_runs(spec)
+    n_cells = sum(len(t.settings) for t in spec.tables) * len(spec.seeds)
+    states = {r.folder: run_state(out / r.folder, r.config) for r in plan}
+    todo = [r for r in plan if states[r.folder] in ("new", "partial", "failed") or
+            (retry_failed and states[r.folder] == "nonfinite")]
+    todo.sort(key=lambda r: spec.seeds.index(r.seed))  # every setting's first seed first
+    say = (lambda *a, **k: None) if quiet else print
+    counts = {s: sum(v == s for v in states.values()) for s in sorted(set(states.values()))}
+    say(f"sweep {spec.name!r}: {n_cells} table cells x seeds -> {len(plan)} distinct runs "
+        f"({', '.join(f'{v} {k}' for k, v in counts.items())}); {len(todo)} to run"
+        + (f", {jobs} at a time" if jobs > 1 else ""))
+    for r in plan:
+        if states[r.folder] == "conflict":
+            say(f"  {r.folder}: holds a run of another config; not touched (use a new --out)")
+    if dry_run:
+        for r in plan:
+            say(f"  [{states[r.folder]:>9}] {r.folder}  {' '.join(r.overrides)}")
+        return states
+    write_manifest(out, spec, plan)
+    env = _child_env(jobs)
+    t0 = time.perf_counter()
+    done_count = 0
+
+    def one(run: PlannedRun) -> tuple[PlannedRun, RunOutcome]:
+        folder = out / run.folder
+        cmd = realnet_command(spec.base, folder, run.overrides)
+        try:
+            outcome = launcher(cmd, folder, env)
+        except OSError as e:  # could not start the process at all
+            outcome = RunOutcome("failed", None, 0.0, f"{type(e).__name__}: {e}")
+        _record(folder, run, outcome, cmd)
+        return run, outcome
+
+    def report(run: PlannedRun, outcome: RunOutcome) -> None:
+        nonlocal done_count
+        done_count += 1
+        states[run.folder] = outcome.status
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / done_count * (len(todo) - done_count)
+        say(f"[{done_count}/{len(todo)} {elapsed / 60:.1f} min, eta {eta / 60:.1f} min] "
+            f"{_describe(run, outcome, out / run.folder)}", flush=True)
+
+    if jobs == 1:
+        for run in todo:
+            report(*one(run))
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for fut in as_completed([pool.submit(one, r) for r in todo]):
+                report(*fut.result())
+    failed = [f for f, s in states.items() if s in ("failed", "conflict")]
+    if failed:
+        say(f"{len(failed)} run(s) failed (see <run>/{LOG_FILE}): {', '.join(failed)}")
+    if aggregate:
+        from .tables import write_tables
+
+        paths = write_tables(out)
+        say(f"tables: {', '.join(str(p) for p in paths)}")
+    return states
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m figures.sweep",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("sweep", help="sweep file (TOML)")
+    p.add_argument("--out", required=True, help="output folder of the sweep")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also rerun runs that stopped on NaN/inf")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = p.parse_args(argv)
+    try:
+        spec = load_sweep(args.sweep)
+        states = run_sweep(spec, args.out, jobs=args.jobs, dry_run=args.dry_run,
+                           retry_failed=args.retry_failed, quiet=args.quiet)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1 if any(s in ("failed", "conflict") for s in states.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

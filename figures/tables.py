@@ -1,0 +1,259 @@
+"""Aggregate a sweep's run folders into paper-style tables (the layout of the paper's Tables 6-7):
+mean +- std over seeds of the final linear-probe and kNN top-1, the effective rank (RankMe of
+the test-set projector outputs) and the number of collapsed runs, per table cell.
+
+Run: ``python -m figures.tables DIR`` (``DIR`` written by :mod:`figures.sweep`; reads
+``DIR/sweep.json`` and the run folders only). Writes ``DIR/tables.md`` (markdown),
+``DIR/results.csv`` (one row per table cell) and ``DIR/runs.csv`` (one row per run).
+
+Conventions. ``std`` is the sample standard deviation over the finished seeds (``ddof = 1``;
+empty when fewer than two finished). A run that stopped on NaN/inf (``nonfinite``) has no
+accuracies; it counts as collapsed and is left out of the means (the cell says how many runs the
+mean has). ``collapsed`` of a finished run is the trainer's own rule (``summary.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._common import write_table
+
+__all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "sweep_results",
+           "markdown_tables", "write_tables", "main"]
+
+#: Summary keys averaged over seeds, with their column titles.
+METRICS: dict[str, str] = {
+    "linear_top1": "linear top-1 (%)",
+    "knn_top1": "kNN top-1 (%)",
+    "effective_rank": "eff. rank",
+}
+_BASELINE = "linear_top1_random_init"
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    """``(mean, sample std (ddof=1), n)`` of the finite values; NaN mean with ``n = 0`` and NaN
+    std with ``n < 2``."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    n = int(v.size)
+    mean = float(v.mean()) if n else float("nan")
+    std = float(v.std(ddof=1)) if n >= 2 else float("nan")
+    return mean, std, n
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_record(folder: str | Path) -> dict[str, Any]:
+    """One run folder as a flat record: ``status`` (``done``, ``nonfinite``, ``failed``,
+    ``partial`` or ``missing``), the metrics, ``collapsed`` (bool; True for ``nonfinite``) and
+    the random-init probe baseline."""
+    folder = Path(folder)
+    summary = _read_json(folder / "summary.json")
+    status_file = _read_json(folder / "sweep_status.json") or {}
+    rec: dict[str, Any] = {k: float("nan") for k in (*METRICS, _BASELINE)}
+    if summary is not None:
+        rec["status"] = "done"
+        for k in (*METRICS, _BASELINE):
+            v = summary.get(k)
+            rec[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else \
+                float("nan")
+        rec["collapsed"] = bool(summary.get("collapsed", False))
+        rec["wall_time_s"] = summary.get("wall_time_s", float("nan"))
+        return rec
+    status = status_file.get("status")
+    if status == "nonfinite":
+        rec.update(status="nonfinite", collapsed=True)
+    elif (folder / "checkpoints" / "last.pt").is_file():
+        rec.update(status="partial", collapsed=None)
+    elif status == "failed":
+        rec.update(status="failed", collapsed=None)
+    else:
+        rec.update(status="missing", collapsed=None)
+    rec["wall_time_s"] = float("nan")
+    return rec
+
+
+def aggregate_cell(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean/std/n of each metric over the finished runs, and the counts: ``n_runs`` (planned),
+    ``n_done``, ``n_nonfinite``, ``n_collapsed`` (collapsed finished runs + nonfinite runs)."""
+    out: dict[str, Any] = {
+        "n_runs": len(records),
+        "n_done": sum(r["status"] == "done" for r in records),
+        "n_nonfinite": sum(r["status"] == "nonfinite" for r in records),
+        "n_collapsed": sum(bool(r.get("collapsed")) for r in records),
+    }
+    done = [r for r in records if r["status"] == "done"]
+    for k in (*METRICS, _BASELINE):
+        m, s, n = mean_std([r[k] for r in done])
+        out[f"{k}_mean"], out[f"{k}_std"], out[f"{k}_n"] = m, s, n
+    return out
+
+
+def _load_manifest(out: Path) -> dict[str, Any]:
+    path = out / "sweep.json"
+    if not path.is_file():
+        raise ValueError(f"DIR: {str(out)!r} has no sweep.json; not a sweep folder (run "
+                         "python -m figures.sweep first)")
+    data = _read_json(path)
+    if data is None or "tables" not in data:
+        raise ValueError(f"DIR: {str(path)!r} is not a sweep manifest")
+    return data
+
+
+def sweep_results(out: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                             list[dict[str, Any]]]:
+    """``(manifest, cells, runs)``: one aggregated row per table cell and one record per
+    distinct run folder."""
+    out = Path(out)
+    manifest = _load_manifest(out)
+    records: dict[str, dict[str, Any]] = {}
+    cells = []
+    for table in manifest["tables"]:
+        for setting in table["settings"]:
+            recs = []
+            for folder in setting["runs"]:
+                if folder not in records:
+                    records[folder] = {"run": folder, **run_record(out / folder)}
+                recs.append(records[folder])
+            label = setting["label"]
+            cells.append({"table": table["name"],
+                          "row": label.get(table["rows"]),
+                          "col": label.get(table["cols"]) if table["cols"] else None,
+                          "setting": ", ".join(f"{k}={v}" for k, v in label.items()),
+                          "runs": " ".join(setting["runs"]),
+                          **aggregate_cell(recs)})
+    return manifest, cells, list(records.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# markdown
+# ---------------------------------------------------------------------------------------------
+def _fmt(cell: dict[str, Any], metric: str) -> str:
+    m, s, n = cell[f"{metric}_mean"], cell[f"{metric}_std"], cell[f"{metric}_n"]
+    if n == 0:
+        return "NaN" if cell["n_nonfinite"] else "-"
+    text = f"{m:.2f}" if not math.isfinite(s) else f"{m:.2f} ± {s:.2f}"
+    if n < cell["n_runs"]:
+        text += f" (n={n})"
+    return text
+
+
+def _collapsed(cell: dict[str, Any]) -> str:
+    """``collapsed/judged`` over the runs with a verdict (finished or NaN), noting NaN runs and
+    runs not finished yet."""
+    judged = cell["n_done"] + cell["n_nonfinite"]
+    text = f"{cell['n_collapsed']}/{judged}"
+    notes = [f"{cell['n_nonfinite']} NaN"] if cell["n_nonfinite"] else []
+    if judged < cell["n_runs"]:
+        notes.append(f"{cell['n_runs'] - judged} not finished")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _short(key: str | None) -> str:
+    return "" if key is None else key.split(".")[-1]
+
+
+def _label(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table_markdown(table: dict[str, Any], cells: list[dict[str, Any]], seeds: int) -> list[str]:
+    lines = [f"### `{table['name']}`: {table['title']}", ""]
+    if table.get("note"):
+        lines += [table["note"], ""]
+    if table["cols"] is None:
+        head = [_short(table["rows"]), *METRICS.values(), "collapsed / finished"]
+        lines += [_row(head), _row(["---"] * len(head))]
+        for c in cells:
+            lines.append(_row([_label(c["row"]), *(_fmt(c, m) for m in METRICS),
+                               _collapsed(c)]))
+    else:
+        rows = list(dict.fromkeys(c["row"] for c in cells))
+        cols = list(dict.fromkeys(c["col"] for c in cells))
+        by = {(c["row"], c["col"]): c for c in cells}
+        corner = f"{_short(table['rows'])} \\ {_short(table['cols'])}"
+        for metric, title in [*METRICS.items(), ("collapsed", "collapsed runs / finished")]:
+            lines += [f"**{title}**", "", _row([corner, *map(_label, cols)]),
+                      _row(["---"] * (len(cols) + 1))]
+            for r in rows:
+                lines.append(_row([_label(r), *(
+                    "" if (r, c) not in by else
+                    _collapsed(by[(r, c)]) if metric == "collapsed" else _fmt(by[(r, c)], metric)
+                    for c in cols)]))
+            lines.append("")
+    base = mean_std([c[f"{_BASELINE}_mean"] for c in cells])
+    if base[2]:
+        lines += ["", f"Linear probe on a randomly initialised trunk (same recipe; mean over "
+                      f"the cells): {base[0]:.2f} %. Mean ± sample std (ddof 1) over "
+                      f"{seeds} seed(s); collapsed = trainer's collapse rule, NaN runs count "
+                      "as collapsed."]
+    return lines + [""]
+
+
+def markdown_tables(manifest: dict[str, Any], cells: list[dict[str, Any]]) -> str:
+    """All tables of a sweep as markdown (1-D tables: one row per setting; 2-D tables: one grid
+    per metric, rows x cols)."""
+    lines = [f"## Sweep `{manifest['name']}`", ""]
+    if manifest.get("description"):
+        lines += [manifest["description"], ""]
+    lines += [f"Base config `{Path(manifest['base']).stem}`, overrides: "
+              f"`{' '.join(manifest['overrides']) or '(none)'}`; seeds {manifest['seeds']}.", ""]
+    for table in manifest["tables"]:
+        lines += _table_markdown(table, [c for c in cells if c["table"] == table["name"]],
+                                 len(manifest["seeds"]))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return {k: np.array([("" if r.get(k) is None else r.get(k)) for r in rows], dtype=object)
+            for k in keys}
+
+
+def write_tables(out: str | Path) -> list[Path]:
+    """Write ``tables.md``, ``results.csv`` and ``runs.csv`` into the sweep folder ``out``."""
+    out = Path(out)
+    manifest, cells, runs = sweep_results(out)
+    md = out / "tables.md"
+    md.write_text(markdown_tables(manifest, cells))
+    paths = [md]
+    if cells:
+        paths.append(write_table(out / "results.csv", _columns(cells)))
+    if runs:
+        paths.append(write_table(out / "runs.csv", _columns(runs)))
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m figures.tables",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("dir", help="sweep output folder (holds sweep.json)")
+    p.add_argument("--print", action="store_true", help="also print the markdown")
+    args = p.parse_args(argv)
+    try:
+        paths = write_tables(args.dir)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("wrote " + ", ".join(str(x) for x in paths))
+    if args.print:
+        print(paths[0].read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""Sweep runner and table aggregation (figures.sweep, figures.tables): sweep-file validation,
+deduplication of identical resolved configs, skip / resume / failure bookkeeping (with a fake
+launcher, and once with real tiny digits runs), and the mean / std arithmetic."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from figures import sweep as sw
+from figures import tables as tb
+from figures._common import read_table
+
+SWEEPS = Path(__file__).resolve().parents[1] / "figures" / "sweeps"
+
+
+def _spec(**extra):
+    data = {"name": "t", "base": "digits", "seeds": [0, 1],
+            "overrides": {"train.steps": 4},
+            "tables": [{"name": "freq", "rows": "predictor.freq",
+                        "grid": {"predictor.freq": [1, 2]}}]}
+    data.update(extra)
+    return sw.sweep_from_dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation: every error names what is wrong, before anything runs
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("data, words", [
+    ({"base": "digits", "tables": [], "sedes": [0]}, ["sedes"]),
+    ({"base": "digits"}, ["tables"]),
+    ({"tables": [{"grid": {"predictor.freq": [1]}}]}, ["base"]),
+    ({"base": "no_such_config", "tables": [{"grid": {"predictor.freq": [1]}}]}, ["no_such_config"]),
+    ({"base": "digits", "seeds": [0, 0], "tables": [{"grid": {"predictor.freq": [1]}}]}, ["seeds"]),
+    ({"base": "digits", "seeds": [-1], "tables": [{"grid": {"predictor.freq": [1]}}]}, ["seeds"]),
+    ({"base": "digits", "tables": [{"grid": {"predictor.freq": [1]}, "colums": "x"}]}, ["colums"]),
+    ({"base": "digits", "tables": [{"grid": {"predictor.freq": 2}}]}, ["predictor.freq", "list"]),
+    ({"base": "digits", "tables": [{"grid": {"seed": [0, 1]}}]}, ["seed"]),
+    ({"base": "digits", "tables": [{"grid": {"predictor.freq": [1]}, "rows": "predictor.eps"}]},
+     ["rows", "predictor.eps"]),
+    ({"base": "digits", "tables": [{"grid": {"predictor.freq": [1], "predictor.eps": [0.1],
+                                             "predictor.rho": [0.3]}}]}, ["at most two"]),
+    ({"base": "digits", "tables": [{"grid": {"predictor.freq": [1]},
+                                    "settings": [{"label": "a"}]}]}, ["exactly one"]),
+    ({"base": "digits", "tables": [{"settings": [{"label": "a", "overides": {}}]}]}, ["overides"]),
+    ({"base": "digits", "overrides": {"seed": 3}, "tables": [{"grid": {"predictor.freq": [1]}}]},
+     ["seed"]),
+])
+def test_structural_errors_name_the_key(data, words):
+    with pytest.raises(ValueError) as e:
+        sw.sweep_from_dict(data)
+    for w in words:
+        assert w in str(e.value)
+
+
+@pytest.mark.parametrize("grid, words", [
+    ({"predictor.frq": [1, 2]}, ["tables.freq", "predictor.frq", "predictor.freq"]),  # typo
+    ({"predictor.freq": [1, 0]}, ["tables.freq", "predictor.freq=0"]),                # range
+    ({"predictor": {"eps": [-0.1]}}, ["tables.freq", "predictor.eps"]),                # nested key
+])
+def test_config_errors_name_table_setting_and_key(grid, words):
+    spec = sw.sweep_from_dict({"base": "digits", "tables": [{"name": "freq", "grid": grid}]})
+    with pytest.raises(ValueError) as e:
+        sw.plan_runs(spec)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_fixed_override_error_and_bare_dotted_keys():
+    with pytest.raises(ValueError, match="optim.lrr"):
+        sw.plan_runs(_spec(overrides={"optim.lrr": 0.1}))
+    # bare dotted TOML keys (nested tables) mean the same as quoted dotted keys
+    a = sw.sweep_from_dict({"base": "digits", "overrides": {"train": {"steps": 4}},
+                            "tables": [{"grid": {"predictor": {"freq": [2]}}}]})
+    assert a.overrides == ("train.steps=4",)
+    assert a.tables[0].settings[0].overrides == ("predictor.freq=2",)
+
+
+def test_shipped_sweep_files_validate():
+    """Every shipped sweep file parses and every grid point resolves (no run is launched)."""
+    files = sorted(SWEEPS.glob("*.toml"))
+    assert files
+    for f in files:
+        plan = sw.plan_runs(sw.load_sweep(f))
+        assert plan, f
+
+
+# ---------------------------------------------------------------------------------------------
+# dedupe
+# ---------------------------------------------------------------------------------------------
+def test_cpu_sweep_dedupes_shared_settings():
+    """freq {1,2,5,10} + (c_j {0.1,0.05,0,-0.05,-0.1} x freq {1,2}) + eps {0,0.01,0.1,0.5}: the
+    c_j = 0 cells are the freq = 1, 2 runs and eps = 0.1 is the freq = 1 run, so
+    4 + (10 - 2) + (4 - 1) = 15 distinct settings."""
+    spec = sw.load_sweep(SWEEPS / "cpu.toml")
+    plan = sw.plan_runs(spec)
+    n_cells = sum(len(t.settings) for t in spec.tables)
+    assert n_cells == 18
+    assert len(plan) == 15 * len(spec.seeds)
+    assert len({r.folder for r in plan}) == len(plan)
+    base = [r for r in plan if r.setting == "base"]
+    assert len(base) == len(spec.seeds)
+    # the base run serves freq=1, (c_j=0, freq=1) and eps=0.1: three tables
+    assert sorted(t for t, _ in base[0].uses) == ["cj_freq", "eps", "freq"]
+    names = {r.setting for r in plan}
+    assert {"freq=2", "cj=0.1", "cj=-0.05_freq=2", "eps=0.0"} <= names
+
+
+def test_identical_resolved_configs_share_one_run():
+    """Two spellings of the same config (the base value given explicitly, a named setting with
+    no override) resolve equal and run once."""
+    spec = sw.sweep_from_dict({
+        "base": "digits", "seeds": [0],
+        "tables": [{"name": "a", "grid": {"predictor.rho": [0.3, 0.5]}},
+                   {"name": "b", "settings": [{"label": "default", "overrides": {}},
+                                               {"label": "rho half", "overrides":
+                                                {"predictor.rho": 0.5}}]}]})
+    plan = sw.plan_runs(spec)
+    assert [r.setting for r in plan] == ["base", "rho=0.5"]
+    assert [len(r.uses) for r in plan] == [2, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# bookkeeping with a fake launcher
+# ---------------------------------------------------------------------------------------------
+class FakeLauncher:
+    """Records launches; writes summary.json (done), or returns a nonfinite / failed outcome
+    for the folders named in ``behaviour``."""
+
+    def __init__(self, behaviour=None):
+        self.behaviour = behaviour or {}
+        self.launched: list[str] = []
+
+    def __call__(self, cmd, folder, env):
+        key = f"{folder.parent.name}/{folder.name}"
+        self.launched.append(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        what = self.behaviour.get(key, "done")
+        if what == "nonfinite":
+            return sw.RunOutcome("nonfinite", 3, 0.1, "error: loss nan at step 2")
+        if what == "failed":
+            return sw.RunOutcome("failed", 1, 0.1, "error: boom")
+        seed = int(folder.name.removeprefix("seed"))
+        (folder / "summary.json").write_text(json.dumps(
+            {"linear_top1": 70.0 + seed, "knn_top1": 60.0, "effective_rank": 5.0,
+             "collapsed": False}))
+        return sw.RunOutcome("done", 0, 0.1)
+
+
+def test_skip_finished_resume_and_failures(tmp_path):
+    spec = _spec()
+    fake = FakeLauncher({"freq=2/seed1": "nonfinite", "freq=2/seed0": "failed"})
+    states = sw.run_sweep(spec, tmp_path, launcher=fake, quiet=True)
+    assert sorted(fake.launched) == ["base/seed0", "base/seed1", "freq=2/seed0", "freq=2/seed1"]
+    assert states == {"base/seed0": "done", "base/seed1": "done", "freq=2/seed0": "failed",
+                      "freq=2/seed1": "nonfinite"}
+    status = json.loads((tmp_path / "freq=2/seed1" / sw.STATUS_FILE).read_text())
+    assert status["status"] == "nonfinite" and status["returncode"] == 3
+    assert "--out" in status["command"] and "seed=1" in status["command"]
+    # the failed run has no verdict yet; the NaN run counts as collapsed
+    assert "| 2 | NaN | NaN | NaN | 1/1 (1 NaN, 1 not finished) |" in (tmp_path / "tables.md").read_text()
+
+    # second invocation: finished runs and the NaN result are skipped, the crash is retried
+    fake2 = FakeLauncher()
+    sw.run_sweep(spec, tmp_path, launcher=fake2, quiet=True)
+    assert fake2.launched == ["freq=2/seed0"]
+
+    # a half-finished run (checkpoint, no summary) is launched again (realnet resumes it)
+    (tmp_path / "base/seed1/summary.json").unlink()
+    ckpt = tmp_path / "base/seed1/checkpoints/last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    assert sw.run_state(tmp_path / "base/seed1", {}) == "partial"
+    fake3 = FakeLauncher()
+    sw.run_sweep(spec, tmp_path, launcher=fake3, quiet=True)
+    assert fake3.launched == ["base/seed1"]
+
+    # --retry-failed reruns the NaN run; nothing else
+    fake4 = FakeLauncher()
+    sw.run_sweep(spec, tmp_path, launcher=fake4, quiet=True, retry_failed=True)
+    assert fake4.launched == ["freq=2/seed1"]
+
+
+def test_dry_run_touches_nothing_and_conflict_is_not_launched(tmp_path):
+    spec = _spec()
+    fake = FakeLauncher()
+    states = sw.run_sweep(spec, tmp_path / "dry", launcher=fake, dry_run=True, quiet=True)
+    assert fake.launched == [] and not (tmp_path / "dry").exists()
+    assert set(states.values()) == {"new"}
+    # a folder holding a run of another config is reported and left alone
+    folder = tmp_path / "base" / "seed0"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"seed": 0, "other": True}))
+    states = sw.run_sweep(spec, tmp_path, launcher=fake, quiet=True)
+    assert states["base/seed0"] == "conflict" and "base/seed0" not in fake.launched
+
+
+def test_jobs_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="jobs"):
+        sw.run_sweep(_spec(), tmp_path, jobs=0, launcher=FakeLauncher(), quiet=True)
+
+
+def test_exit_status_mapping_of_the_subprocess_launcher(tmp_path):
+    """realnet's exit status 3 (NaN/inf) is a result, anything else non-zero a failure."""
+    env = sw._child_env(1)
+    nan = [sys.executable, "-c", "import sys; print('error: loss nan at step 7'); sys.exit(3)"]
+    out = sw.launch_subprocess(nan, tmp_path / "a", env)
+    assert (out.status, out.returncode) == ("nonfinite", 3)
+    assert out.message == "error: loss nan at step 7"
+    crash = [sys.executable, "-c", "raise SystemExit(4)"]
+    assert sw.launch_subprocess(crash, tmp_path / "b", env).status == "failed"
+    ok_no_summary = [sys.executable, "-c", "pass"]
+    assert sw.launch_subprocess(ok_no_summary, tmp_path / "c", env).status == "failed"
+    assert "$ " in (tmp_path / "a" / sw.LOG_FILE).read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation arithmetic
+# ---------------------------------------------------------------------------------------------
+def test_mean_std_against_hand_computation():
+    # 70, 72, 74: mean 72, sample variance ((-2)^2 + 0 + 2^2) / (3 - 1) = 4, std 2. Exact in
+    # float64 (small integers), so compared to 1e-12 relative (a few roundings at most).
+    m, s, n = tb.mean_std([70.0, 72.0, 74.0, float("nan"), None])
+    assert n == 3
+    assert m == pytest.approx(72.0, rel=1e-12) and s == pytest.approx(2.0, rel=1e-12)
+    m, s, n = tb.mean_std([81.5])
+    assert (m, n) == (81.5, 1) and math.isnan(s)
+    m, s, n = tb.mean_std([])
+    assert n == 0 and math.isnan(m) and math.isnan(s)
+
+
+def test_tables_from_folders(tmp_path):
+    """Two settings x 3 seeds with hand-chosen summaries; one NaN run and one collapsed run."""
+    spec = _spec(seeds=[0, 1, 2])
+    values = {("base", 0): 70.0, ("base", 1): 72.0, ("base", 2): 74.0,
+              ("freq=2", 0): 50.0, ("freq=2", 1): 53.0}
+
+    def launcher(cmd, folder, env):
+        key = (folder.parent.name, int(folder.name.removeprefix("seed")))
+        folder.mkdir(parents=True, exist_ok=True)
+        if key not in values:
+            return sw.RunOutcome("nonfinite", 3, 0.0, "error: nan")
+        (folder / "summary.json").write_text(json.dumps({
+            "linear_top1": values[key], "knn_top1": values[key] - 10.0,
+            "effective_rank": 2.0 * key[1], "collapsed": key == ("freq=2", 1)}))
+        return sw.RunOutcome("done", 0, 0.0)
+
+    sw.run_sweep(spec, tmp_path, launcher=launcher, quiet=True)  # aggregates at the end
+    res = read_table(tmp_path / "results.csv")
+    # the CSV keeps 10 significant digits: read-back values are within 5e-10 relative, so
+    # they are compared to 1e-9 relative
+    base = {k: v[0] for k, v in res.items()}
+    f2 = {k: v[1] for k, v in res.items()}
+    assert base["row"] == 1.0 and f2["row"] == 2.0
+    # base: as in test_mean_std_against_hand_computation; effective rank 0, 2, 4 -> 2 +- 2
+    assert base["linear_top1_mean"] == pytest.approx(72.0, rel=1e-9)
+    assert base["linear_top1_std"] == pytest.approx(2.0, rel=1e-9)
+    assert base["knn_top1_mean"] == pytest.approx(62.0, rel=1e-9)
+    assert base["effective_rank_std"] == pytest.approx(2.0, rel=1e-9)
+    assert (base["n_runs"], base["n_done"], base["n_collapsed"]) == (3, 3, 0)
+    # freq=2: 50, 53 -> mean 51.5, std sqrt(2 * 1.5^2 / 1) = 1.5 sqrt(2); seed 2 is NaN and
+    # counts as collapsed, seed 1 collapsed by its summary -> 2 of 3
+    assert f2["linear_top1_mean"] == pytest.approx(51.5, rel=1e-9)
+    assert f2["linear_top1_std"] == pytest.approx(1.5 * math.sqrt(2.0), rel=1e-9)
+    assert (f2["n_done"], f2["n_nonfinite"], f2["n_collapsed"], f2["linear_top1_n"]) == \
+        (2, 1, 2, 2)
+    md = (tmp_path / "tables.md").read_text()
+    assert "| 1 | 72.00 ± 2.00 | 62.00 ± 2.00 | 2.00 ± 2.00 | 0/3 |" in md
+    assert "| 2 | 51.50 ± 2.12 (n=2) |" in md and "2/3 (1 NaN)" in md
+    runs = read_table(tmp_path / "runs.csv")
+    assert sorted(runs["status"].tolist()) == ["done"] * 5 + ["nonfinite"]
+    # re-aggregation from the folders alone gives the same files
+    before = (tmp_path / "results.csv").read_text()
+    assert tb.main([str(tmp_path)]) == 0
+    assert (tmp_path / "results.csv").read_text() == before
+
+
+def test_two_dimensional_table_layout(tmp_path):
+    spec = sw.sweep_from_dict({
+        "base": "digits", "seeds": [0],
+        "tables": [{"name": "cj", "rows": "predictor.freq", "cols": "predictor.cj",
+                    "grid": {"predictor.freq": [1, 2], "predictor.cj": [0.1, -0.1]}}]})
+    sw.run_sweep(spec, tmp_path, launcher=FakeLauncher(), quiet=True)
+    md = (tmp_path / "tables.md").read_text()
+    assert "| freq \\ cj | 0.1 | -0.1 |" in md
+    assert md.count("| 1 | 70.00 | 70.00 |") == 1  # linear top-1 grid, one seed: no std
+
+
+def test_tables_refuses_a_folder_without_manifest(tmp_path):
+    with pytest.raises(ValueError, match="sweep.json"):
+        tb.write_tables(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# real runs: two tiny digits runs through `python -m realnet train`, one resumed
+# ---------------------------------------------------------------------------------------------
+def test_real_sweep_with_resume(tmp_path, monkeypatch):
+    """Two 4-step digits runs in parallel; the freq=2 one is stopped after 2 steps (realnet's
+    --stop-after) and the next invocation of the sweep resumes it from its checkpoint."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two single-thread runs side by side
+    spec = sw.sweep_from_dict({
+        "base": "digits", "seeds": [0],
+        "overrides": {"train.steps": 4, "log.every": 1, "log.spectra_every": 2,
+                      "log.checkpoint_every": 2, "eval.probe_epochs": 2,
+                      "eval.random_init_baseline": False, "device": "cpu"},
+        "tables": [{"name": "freq", "grid": {"predictor.freq": [1, 2]}}]})
+
+    def stop_freq2_half_way(cmd, folder, env):
+        if folder.parent.name == "freq=2":
+            cmd = cmd + ["--stop-after", "2"]
+        return sw.launch_subprocess(cmd, folder, env)
+
+    states = sw.run_sweep(spec, tmp_path, jobs=2, quiet=True, launcher=stop_freq2_half_way)
+    # realnet exits 0 without a summary when stopped: recorded as a failure, resumable
+    assert states == {"base/seed0": "done", "freq=2/seed0": "failed"}
+    half = next(r for r in sw.plan_runs(spec) if r.setting == "freq=2")
+    assert sw.run_state(tmp_path / half.folder, half.config) == "partial"
+    step0 = tmp_path / half.folder / "spectra" / "step_0000000.npz"
+    mtime0 = step0.stat().st_mtime_ns  # a restart from scratch would rewrite the step-0 snapshot
+    states = sw.run_sweep(spec, tmp_path, quiet=True)
+    assert states == {"base/seed0": "done", "freq=2/seed0": "done"}
+    resumed = [json.loads(ln) for ln in (tmp_path / half.folder / "metrics.jsonl").read_text()
+               .splitlines()]
+    # steps 1..4 logged once each (the second invocation continued at step 3), then the final
+    assert [m["step"] for m in resumed if not m.get("final")] == [1, 2, 3, 4]
+    assert (tmp_path / half.folder / sw.LOG_FILE).read_text().count("$ ") == 2
+    assert step0.stat().st_mtime_ns == mtime0
+    summary = json.loads((tmp_path / half.folder / "summary.json").read_text())
+    assert summary["steps"] == 4
+    res = read_table(tmp_path / "results.csv")
+    assert res["n_done"].tolist() == [1.0, 1.0]
+    # a third invocation launches nothing: both finished
+    fake = FakeLauncher()
+    again = sw.run_sweep(spec, tmp_path, quiet=True, launcher=fake)
+    assert set(again.values()) == {"done"} and fake.launched == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 2 from run folders (synthetic snapshots with known alignment and asymmetry)
+# ---------------------------------------------------------------------------------------------
+def test_fig2_reads_snapshots(tmp_path):
+    """Two fake runs of d = 4: (i) ``Wp = I + A`` with ``A`` antisymmetric, for which
+    ``cos(Wp u, u) = 1 / sqrt(1 + ||A u||^2)`` (``u^T A u = 0``) and
+    ``||Wp - Wp^T|| / ||Wp|| = 2 ||A|| / sqrt(d + ||A||^2)`` (I and A are Frobenius-orthogonal);
+    (ii) ``Wp = U diag(p) U^T`` with ``p > 0`` built from ``F``'s eigenvectors: alignment 1,
+    asymmetry 0. Float64 linear algebra on 4 x 4 matrices: 1e-10 absolute."""
+    import numpy as np
+
+    from figures import fig2_real_spectra as f2
+    from realnet import spectra
+
+    rng = np.random.default_rng(0)
+    d = 4
+    views = spectra.ProbeViews(rng.standard_normal((16, d)), rng.standard_normal((16, d)),
+                               rng.standard_normal((16, 8)))
+    B = rng.standard_normal((d, d))
+    F = B @ B.T
+    A = 0.3 * (B - B.T)
+    s, U = np.linalg.eigh(F)
+    s, U = s[::-1], U[:, ::-1]
+    for name, Wp in (("lin", np.eye(d) + A), ("dp", U @ np.diag(np.sqrt(s / s[0]) + 0.1) @ U.T)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"predictor": {"name": "linear"}}))
+        for step in (0, 10):
+            spectra.write_snapshot(folder, spectra.snapshot(step, views, F=F, Wp=Wp))
+    out = f2.main([str(tmp_path / "lin"), str(tmp_path / "dp"), "--labels", "L", "D",
+                   "--out", str(tmp_path / "fig")])
+    assert (out / f"{f2.NAME}.png").is_file() and (out / f"{f2.NAME}.pdf").is_file()
+    modes = read_table(out / "modes.csv")
+    assert len(modes["step"]) == 2 * 2 * d
+    lin = modes["run"] == "L"
+    expected = 1.0 / np.sqrt(1.0 + np.sum((A @ U) ** 2, axis=0))
+    np.testing.assert_allclose(modes["alignment"][lin][:d], expected, atol=1e-10)
+    np.testing.assert_allclose(modes["alignment"][~lin], 1.0, atol=1e-10)
+    np.testing.assert_allclose(modes["F_eig"][lin][:d], s, atol=1e-10)
+    summary = json.loads((out / "summary.json").read_text())["runs"]
+    nA = np.linalg.norm(A)
+    assert summary["L"]["last_asymmetry"] == pytest.approx(2 * nA / np.sqrt(d + nA ** 2),
+                                                           abs=1e-10)
+    assert summary["D"]["last_asymmetry"] == pytest.approx(0.0, abs=1e-10)
+    assert summary["D"]["last_Wp_sym_eig_max"] == pytest.approx(1.1, abs=1e-10)
