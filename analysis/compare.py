@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import metrics
+from .jsonio import json_ready
 from .collapse import RANK_DROP, collapse_diagnostics
 from .hparams import map_hparams, time_of_steps
 from .predict import MeasuredModes, ModePrediction, measure_modes, predict_modes
@@ -42,22 +42,6 @@ __all__ = ["compare_run", "write_compare", "mode_table", "comparison_summary", "
 #: Change of ``log10 s_rel`` between the last two snapshots above which a mode is still moving.
 MOVING_DEX = 0.1
 
-
-def json_ready(v: Any) -> Any:
-    """Plain JSON: arrays to lists, NaN/inf to None, numpy scalars to Python."""
-    if isinstance(v, np.ndarray):
-        return [json_ready(x) for x in v.tolist()]
-    if isinstance(v, dict):
-        return {str(k): json_ready(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [json_ready(x) for x in v]
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
-    return v
 
 
 def _log10(x: np.ndarray) -> np.ndarray:

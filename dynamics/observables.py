@@ -20,13 +20,13 @@ The metric definitions themselves (spectra, commutator, sym/antisym norms, corre
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analysis.jsonio import json_ready as _json_value
 from analysis.metrics import (commutator_norm, matrix_correlation, spectrum, sym,
                               sym_antisym_norms)
 
@@ -142,21 +142,6 @@ def compute_observables(t: np.ndarray, F: np.ndarray, Wp: np.ndarray, WWt: np.nd
         balance_residual=balance_residual(WWt, Wp, t, alpha_p=alpha_p, eta=eta),
         wa_correlation=None if W is None or Wa is None else matrix_correlation(Wa, W),
     )
-
-
-def _json_value(v: Any) -> Any:
-    """Plain JSON: arrays to lists, NaN/inf to None."""
-    if isinstance(v, np.ndarray):
-        return [_json_value(x) for x in v.tolist()] if v.ndim else _json_value(v.item())
-    if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _json_value(x) for k, x in v.items()}
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
 
 
 @dataclass

@@ -15,13 +15,14 @@ import argparse
 import csv
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from analysis.jsonio import json_ready as to_json
 
 __all__ = ["FigureData", "Table", "STYLE", "DEFAULT_OUT", "run_figure", "write_table",
            "read_table", "rows", "save_figure", "to_json", "param_colors", "label_panel"]
@@ -108,22 +109,6 @@ def read_table(path: str | Path) -> Table:
             out[name] = np.array(col)
     return out
 
-
-def to_json(v: Any) -> Any:
-    """Plain JSON: arrays to lists, numpy scalars to Python, NaN/inf to None."""
-    if isinstance(v, np.ndarray):
-        return [to_json(x) for x in v.tolist()] if v.ndim else to_json(v.item())
-    if isinstance(v, (list, tuple)):
-        return [to_json(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): to_json(x) for k, x in v.items()}
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
-    return v
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:

@@ -44,6 +44,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from analysis.jsonio import json_ready as _plain
+
 from .augment import GPUAugment
 from .baseline import conventional_loader, conventional_transform, default_workers
 from .config import TrainConfig, load_config
@@ -664,18 +666,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "augment": aug_rows, "notes": notes}), fh, indent=2)
     return 0
 
-
-def _plain(v: Any) -> Any:
-    """JSON-ready copy: NaN/inf -> None (a missing value), devices -> str."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, torch.device):
-        return str(v)
-    return v
 
 
 if __name__ == "__main__":
