@@ -25,7 +25,7 @@ import numpy as np
 from analysis.jsonio import json_ready as to_json
 
 __all__ = ["FigureData", "Table", "STYLE", "DEFAULT_OUT", "run_figure", "write_table",
-           "read_table", "rows", "save_figure", "to_json", "param_colors", "label_panel"]
+           "read_table", "rows", "save_figure", "to_json", "random_reduced_state", "param_colors", "label_panel"]
 
 #: Root of the outputs when ``--out`` is not given (each figure writes a sub-folder).
 DEFAULT_OUT = "figures/out"
@@ -109,6 +109,14 @@ def read_table(path: str | Path) -> Table:
             out[name] = np.array(col)
     return out
 
+
+
+def random_reduced_state(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random start of the reduced dynamics: ``(F0, Wp0) = (W0 W0^T, Wp0)`` with ``W0``, ``Wp0``
+    i.i.d. ``N(0, 1/n)`` from ``default_rng([seed, 1])``."""
+    rng = np.random.default_rng([seed, 1])
+    W0 = rng.standard_normal((n, n)) / np.sqrt(n)
+    return W0 @ W0.T, rng.standard_normal((n, n)) / np.sqrt(n)
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:

@@ -23,7 +23,8 @@ import numpy as np
 
 from dynamics import integrate_reduced
 
-from ._common import FigureData, label_panel, param_colors, rows, run_figure
+from ._common import (FigureData, label_panel, param_colors, random_reduced_state, rows,
+                      run_figure)
 
 NAME = "fig8_sym_antisym"
 #: Norms below this are near the integrator's error floor (DOP853 with rtol 1e-8 on a state of
@@ -45,14 +46,6 @@ class Config:
     @classmethod
     def tiny(cls) -> "Config":
         return cls(etas=(0.01, 0.05), n=3, n_runs=2, t_end=20.0, n_save=41)
-
-
-def initial_state(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(F0, Wp0) = (W0 W0^T, Wp0)`` with ``W0``, ``Wp0`` i.i.d. ``N(0, 1/n)`` from
-    ``default_rng([seed, 1])``."""
-    rng = np.random.default_rng([seed, 1])
-    W0 = rng.standard_normal((n, n)) / np.sqrt(n)
-    return W0 @ W0.T, rng.standard_normal((n, n)) / np.sqrt(n)
 
 
 def fit_window(eta: float, t_end: float) -> tuple[float, float]:
@@ -77,7 +70,7 @@ def compute(cfg: Config) -> FigureData:
     for eta in cfg.etas:
         sym_runs, anti_runs = [], []
         for seed in range(cfg.n_runs):
-            F0, Wp0 = initial_state(seed, cfg.n)
+            F0, Wp0 = random_reduced_state(seed, cfg.n)
             tr = integrate_reduced(F0, Wp0, alpha_p=cfg.alpha_p, eta=eta, sigma2=cfg.sigma2,
                                    tau=cfg.tau, symmetric=False, t_end=cfg.t_end, solver="DOP853",
                                    n_save=cfg.n_save)

@@ -21,7 +21,8 @@ from scipy.integrate import cumulative_trapezoid
 from analysis.metrics import sym
 from dynamics import integrate_reduced
 
-from ._common import FigureData, label_panel, param_colors, rows, run_figure
+from ._common import (FigureData, label_panel, param_colors, random_reduced_state, rows,
+                      run_figure)
 
 NAME = "fig9_commutator"
 #: Commutator norms below this are at the numerical floor (round-off of ``F Wp - Wp F`` and the
@@ -46,11 +47,10 @@ class Config:
 
 
 def initial_state(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(F0, Wp0) = (W0 W0^T, sym(Wp0))``, ``W0``, ``Wp0`` i.i.d. ``N(0, 1/n)`` from
-    ``default_rng([seed, 1])``."""
-    rng = np.random.default_rng([seed, 1])
-    W0 = rng.standard_normal((n, n)) / np.sqrt(n)
-    return W0 @ W0.T, sym(rng.standard_normal((n, n)) / np.sqrt(n))
+    """``(F0, sym(Wp0))`` from :func:`figures._common.random_reduced_state` (Eqn 7 needs a
+    symmetric predictor)."""
+    F0, Wp0 = random_reduced_state(seed, n)
+    return F0, sym(Wp0)
 
 
 def gronwall_bound(t: np.ndarray, c0: float, lambda_min_K: np.ndarray) -> np.ndarray:
