@@ -322,8 +322,23 @@ class GPUAugment:
         if cfg.blur_p > 0 and kernel // 2 >= out:
             raise ValueError(f"augment.blur_kernel: kernel {kernel} too large for output size {out}")
         self.cfg, self.spec, self.out_size, self.blur_kernel = cfg, spec, out, kernel
-        self._mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self._std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
+        b, c, s, h = cfg.jitter
+        self._constants_cpu = {
+            "mean": torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1),
+            "std": torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1),
+            "jitter_lo": torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -h]),
+            "jitter_hi": torch.tensor([1 + b, 1 + c, 1 + s, h]),
+            "jitter_identity": torch.tensor([1.0, 1.0, 1.0, 0.0]),
+        }
+        self._constants_on: dict[torch.device, dict[str, torch.Tensor]] = {}
+
+    def _constants(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The augmentation's constant tensors on ``device``, copied there once (not per batch:
+        a host-to-device copy per call would stall a GPU pipeline)."""
+        device = torch.device(device)
+        if device not in self._constants_on:
+            self._constants_on[device] = {k: v.to(device) for k, v in self._constants_cpu.items()}
+        return self._constants_on[device]
 
     # -- parameters ---------------------------------------------------------------------------
     def sample(self, n: int, height: int, width: int, generator: torch.Generator) -> AugmentParams:
@@ -333,12 +348,10 @@ class GPUAugment:
         u = torch.rand(n, 9, generator=generator, device=dev)
         flip = u[:, 0] < cfg.flip_p
         jitter_on = u[:, 1] < cfg.jitter_p
-        b, c, s, h = cfg.jitter
-        lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -h], device=dev)
-        hi = torch.tensor([1 + b, 1 + c, 1 + s, h], device=dev)
+        const = self._constants(dev)
+        lo, hi = const["jitter_lo"], const["jitter_hi"]
         factors = lo + (hi - lo) * u[:, 2:6]
-        identity = torch.tensor([1.0, 1.0, 1.0, 0.0], device=dev)
-        factors = torch.where(jitter_on[:, None], factors, identity)
+        factors = torch.where(jitter_on[:, None], factors, const["jitter_identity"])
         gray_on = u[:, 6] < cfg.grayscale_p
         blur_on = u[:, 7] < cfg.blur_p
         sig_lo, sig_hi = cfg.blur_sigma
@@ -405,7 +418,8 @@ class GPUAugment:
 
     # -- helpers ------------------------------------------------------------------------------
     def _standardise(self, img: torch.Tensor) -> torch.Tensor:
-        mean, std = self._mean.to(img.device), self._std.to(img.device)
+        const = self._constants(img.device)
+        mean, std = const["mean"], const["std"]
         return (img - mean) / std
 
     def _check_input(self, x: torch.Tensor) -> None:

@@ -271,6 +271,8 @@ class Predictor(nn.Module):
         self.rho = float(cfg.rho)
         self.register_buffer("F", torch.zeros(self.dim, self.dim))
         self.register_buffer("n_observed", torch.zeros((), dtype=torch.long))
+        # host-side "observe() has run", so that the per-step check below needs no device read
+        self._observed = False
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -288,6 +290,17 @@ class Predictor(nn.Module):
             f = z_online.detach().reshape(-1, self.dim).to(self.F.dtype)
             self.F.copy_(running_update(self.F, batch_moment(f), self.rho, self.n_observed == 0))
         self.n_observed += 1
+        self._observed = True
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._observed = False  # the loaded n_observed decides again (read once, see _has_observed)
+
+    def _has_observed(self) -> bool:
+        """Whether ``F`` holds at least one batch; reads the device buffer only until that is so."""
+        if not self._observed:
+            self._observed = int(self.n_observed) > 0
+        return self._observed
 
     def after_optimizer_step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Hook called after each optimiser step (``step`` counts from 1). Default: nothing."""
@@ -377,7 +390,7 @@ class _SetPredictor(Predictor):
             raise ValueError(f"step: must be an integer >= 1 (optimiser steps count from 1), got {step!r}")
         if step % self.every:
             return
-        if int(self.n_observed) == 0:
+        if not self._has_observed():
             raise RuntimeError(f"{type(self).__name__}: observe() was never called before the setting at step {step}")
         if self.reset_momentum and self.linear.weight.requires_grad and optimizer is None:
             raise ValueError("optimizer: must be passed to after_optimizer_step when predictor.reset_momentum is true")
