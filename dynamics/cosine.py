@@ -96,8 +96,8 @@ from analysis.metrics import eigh_desc
 from ._validate import check_finite, check_nonnegative, check_positive
 from .integrate import NonFiniteStateError, integrate, save_grid
 from .modes import mode_rhs
-from .sgd import (DirectPredConfig, directpred_wp, minibatch_gradients, minibatch_loss, psd_sqrt,
-                  sample_views)
+from .sgd import (DirectPredConfig, directpred_wp, directset_p, minibatch_gradients, minibatch_loss,
+                  psd_sqrt, sample_views)
 
 __all__ = [
     "directset_p",
@@ -121,16 +121,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- predictor
-def directset_p(e, cfg: DirectPredConfig = DirectPredConfig()) -> np.ndarray:
-    """DirectSet(alpha) spectrum (THEORY section 3): ``p_j = max((max(e_j, 0)/e_max)^alpha + eps,
-    floor)`` along the last axis (the same numbers as :func:`dynamics.sgd.directpred_wp` on the
-    diagonal matrix ``diag(e)``). An all-zero ``e`` gives ``max(eps, floor)``."""
-    e = np.clip(np.asarray(e, dtype=np.float64), 0.0, None)
-    top = np.max(e, axis=-1, keepdims=True)
-    rel = np.divide(e, top, out=np.zeros_like(e), where=top > 0)
-    return np.maximum(rel ** cfg.alpha + cfg.eps, cfg.floor)
-
-
 def _lam(s: np.ndarray, sigma2) -> np.ndarray:
     return np.broadcast_to(1.0 + np.asarray(sigma2, dtype=np.float64), s.shape)
 

@@ -48,7 +48,7 @@ from .matrix import (add_model_arguments, add_network_options, initial_weights,
                      isotropic_data, matrix_trajectory, prepare_matrix_problem, write_outputs)
 from .observables import MatrixTrajectory
 
-__all__ = ["DirectPredConfig", "directpred_wp", "psd_sqrt", "sample_views", "minibatch_loss",
+__all__ = ["DirectPredConfig", "directset_p", "directpred_wp", "psd_sqrt", "sample_views", "minibatch_loss",
            "minibatch_gradients", "simulate_sgd", "register"]
 
 
@@ -74,14 +74,21 @@ class DirectPredConfig:
         check_positive("alpha", self.alpha)
 
 
+def directset_p(e, cfg: DirectPredConfig = DirectPredConfig()) -> np.ndarray:
+    """DirectSet(alpha) spectrum (THEORY section 3): ``p_j = max((max(e_j, 0)/e_max)^alpha + eps,
+    floor)`` along the last axis (the eigenvalues of :func:`directpred_wp`). An all-zero ``e``
+    gives ``max(eps, floor)``."""
+    e = np.clip(np.asarray(e, dtype=np.float64), 0.0, None)
+    top = np.max(e, axis=-1, keepdims=True)
+    rel = np.divide(e, top, out=np.zeros_like(e), where=top > 0)
+    return np.maximum(rel ** cfg.alpha + cfg.eps, cfg.floor)
+
+
 def directpred_wp(F_hat: np.ndarray, cfg: DirectPredConfig) -> np.ndarray:
     """``Wp = U diag(p_j) U^T`` from the eigen-decomposition ``F_hat = U diag(s_j) U^T`` with
-    ``p_j = max((max(s_j, 0)/s_max)^alpha + eps, floor)`` (DirectPred for ``alpha = 1/2``)."""
+    ``p = directset_p(s)`` (DirectPred for ``alpha = 1/2``)."""
     s, U = eigh_desc(F_hat)
-    s = np.clip(s, 0.0, None)
-    rel = s / s[0] if s[0] > 0 else np.zeros_like(s)
-    p = np.maximum(rel ** cfg.alpha + cfg.eps, cfg.floor)
-    return (U * p) @ U.T
+    return (U * directset_p(s, cfg)) @ U.T
 
 
 def psd_sqrt(A: np.ndarray) -> np.ndarray:
