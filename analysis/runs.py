@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Run", "load_run", "read_jsonl", "read_snapshot_file", "config_without",
+__all__ = ["Run", "load_run", "read_jsonl", "read_snapshot_file", "snapshot_path", "config_without",
            "SNAPSHOT_RE"]
 
 SNAPSHOT_RE = re.compile(r"^step_(\d+)\.npz$")
@@ -42,6 +42,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return out
+
+
+def snapshot_path(folder: str | Path, step: int) -> Path:
+    """Where a run folder keeps the spectra snapshot of ``step``: ``spectra/step_0000500.npz``."""
+    return Path(folder) / "spectra" / f"step_{int(step):07d}.npz"
 
 
 def read_snapshot_file(path: str | Path) -> dict[str, Any]:
@@ -69,7 +74,7 @@ class Run:
         if step not in self.snapshot_steps:
             raise ValueError(f"step: no snapshot at step {step} in {self.path} (have "
                              f"{self.snapshot_steps[:5]}{'...' if len(self.snapshot_steps) > 5 else ''})")
-        return read_snapshot_file(self.path / "spectra" / f"step_{step:07d}.npz")
+        return read_snapshot_file(snapshot_path(self.path, step))
 
     def snapshots(self) -> list[dict[str, Any]]:
         return [self.snapshot(s) for s in self.snapshot_steps]

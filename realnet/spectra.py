@@ -41,6 +41,8 @@ import numpy as np
 import torch
 
 from analysis import metrics
+from analysis.runs import read_snapshot_file as read_snapshot
+from analysis.runs import snapshot_path
 
 __all__ = [
     "ProbeViews",
@@ -173,11 +175,6 @@ def summary_line(snap: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def snapshot_path(folder: str | Path, step: int) -> Path:
-    """``<folder>/spectra/step_0000500.npz``."""
-    return Path(folder) / "spectra" / f"step_{int(step):07d}.npz"
-
-
 def write_snapshot(folder: str | Path, snap: dict[str, Any]) -> dict[str, Any]:
     """Write the ``.npz`` and append the summary line to ``<folder>/spectra.jsonl``; returns the
     line."""
@@ -190,9 +187,3 @@ def write_snapshot(folder: str | Path, snap: dict[str, Any]) -> dict[str, Any]:
     with open(Path(folder) / "spectra.jsonl", "a") as fh:
         fh.write(json.dumps(line) + "\n")
     return line
-
-
-def read_snapshot(path: str | Path) -> dict[str, Any]:
-    """Load a snapshot ``.npz`` back into a dict (0-d arrays become Python scalars)."""
-    with np.load(path) as z:
-        return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
