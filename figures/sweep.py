@@ -65,6 +65,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ._common import read_json
+
 __all__ = [
     "Setting",
     "TableSpec",
@@ -428,13 +430,6 @@ class RunOutcome:
     message: str = ""
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def _same_config(saved: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a saved config.json describes ``config`` (read back through realnet's loader, so
     keys added to realnet's config later take their defaults, as when realnet resumes)."""
@@ -453,12 +448,12 @@ def run_state(folder: Path, config: dict[str, Any]) -> str:
     ``failed`` (last attempt crashed, nothing to resume) or ``new``."""
     cfg_path = folder / "config.json"
     if cfg_path.is_file():
-        old = _read_json(cfg_path)
+        old = read_json(cfg_path)
         if old is not None and not _same_config(old, config):
             return "conflict"
     if (folder / "summary.json").is_file():
         return "done"
-    status = _read_json(folder / STATUS_FILE) or {}
+    status = read_json(folder / STATUS_FILE) or {}
     if status.get("status") == "nonfinite":
         return "nonfinite"
     if (folder / "checkpoints" / "last.pt").is_file():
@@ -546,7 +541,7 @@ def write_manifest(out: Path, spec: SweepSpec, plan: list[PlannedRun]) -> Path:
 def _describe(run: PlannedRun, outcome: RunOutcome, folder: Path) -> str:
     text = f"{run.setting} seed{run.seed}: {outcome.status} ({outcome.wall_s:.0f} s)"
     if outcome.status == "done":
-        s = _read_json(folder / "summary.json") or {}
+        s = read_json(folder / "summary.json") or {}
         parts = [f"{k} {s[k]:.2f}" for k in ("linear_top1", "knn_top1", "effective_rank")
                  if isinstance(s.get(k), (int, float))]
         if s.get("collapsed"):

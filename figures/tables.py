@@ -14,7 +14,6 @@ mean has). ``collapsed`` of a finished run is the trainer's own rule (``summary.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._common import write_table
+from ._common import read_json, write_table
 
 __all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "sweep_results",
            "markdown_tables", "write_tables", "main"]
@@ -46,20 +45,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     return mean, std, n
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def run_record(folder: str | Path) -> dict[str, Any]:
     """One run folder as a flat record: ``status`` (``done``, ``nonfinite``, ``failed``,
     ``partial`` or ``missing``), the metrics, ``collapsed`` (bool; True for ``nonfinite``) and
     the random-init probe baseline."""
     folder = Path(folder)
-    summary = _read_json(folder / "summary.json")
-    status_file = _read_json(folder / "sweep_status.json") or {}
+    summary = read_json(folder / "summary.json")
+    status_file = read_json(folder / "sweep_status.json") or {}
     rec: dict[str, Any] = {k: float("nan") for k in (*METRICS, _BASELINE)}
     if summary is not None:
         rec["status"] = "done"
@@ -104,7 +96,7 @@ def _load_manifest(out: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"DIR: {str(out)!r} has no sweep.json; not a sweep folder (run "
                          "python -m figures.sweep first)")
-    data = _read_json(path)
+    data = read_json(path)
     if data is None or "tables" not in data:
         raise ValueError(f"DIR: {str(path)!r} is not a sweep manifest")
     return data
