@@ -53,6 +53,17 @@ def _check_labels(name: str, labels: torch.Tensor, n: int, num_classes: int) -> 
                          f"got range [{int(labels.min())}, {int(labels.max())}]")
 
 
+def _check_train_test(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
+                      num_classes: int) -> None:
+    """Feature matrices of one width and training labels that match them (ValueError naming the
+    argument otherwise)."""
+    _check_feats("train_feats", train_feats)
+    _check_feats("test_feats", test_feats)
+    if train_feats.shape[1] != test_feats.shape[1]:
+        raise ValueError(f"test_feats: dimension {test_feats.shape[1]} != train_feats' {train_feats.shape[1]}")
+    _check_labels("train_labels", train_labels, len(train_feats), num_classes)
+
+
 def _check_feats(name: str, feats: torch.Tensor) -> None:
     if feats.ndim != 2 or len(feats) == 0:
         raise ValueError(f"{name}: need a non-empty (N, D) matrix, got shape {tuple(feats.shape)}")
@@ -68,11 +79,7 @@ def knn_predict(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feat
         raise ValueError(f"k: must be an integer >= 1, got {k!r}")
     if not (temperature > 0 and math.isfinite(temperature)):
         raise ValueError(f"temperature: must be > 0, got {temperature!r}")
-    _check_feats("train_feats", train_feats)
-    _check_feats("test_feats", test_feats)
-    if train_feats.shape[1] != test_feats.shape[1]:
-        raise ValueError(f"test_feats: dimension {test_feats.shape[1]} != train_feats' {train_feats.shape[1]}")
-    _check_labels("train_labels", train_labels, len(train_feats), num_classes)
+    _check_train_test(train_feats, train_labels, test_feats, num_classes)
     dev = train_feats.device
     bank = F.normalize(train_feats.float(), dim=1)
     labels = train_labels.to(dev)
@@ -123,11 +130,7 @@ def linear_probe(train_feats: torch.Tensor, train_labels: torch.Tensor, test_fea
         raise ValueError(f"lr: must be > 0, got {lr!r}")
     if not (weight_decay >= 0 and math.isfinite(weight_decay)):
         raise ValueError(f"weight_decay: must be >= 0, got {weight_decay!r}")
-    _check_feats("train_feats", train_feats)
-    _check_feats("test_feats", test_feats)
-    if train_feats.shape[1] != test_feats.shape[1]:
-        raise ValueError(f"test_feats: dimension {test_feats.shape[1]} != train_feats' {train_feats.shape[1]}")
-    _check_labels("train_labels", train_labels, len(train_feats), num_classes)
+    _check_train_test(train_feats, train_labels, test_feats, num_classes)
     _check_labels("test_labels", test_labels, len(test_feats), num_classes)
 
     xtr = train_feats.detach().to(device, torch.float32)
