@@ -15,15 +15,21 @@ optimiser differs from that plain scheme in two ways, each a factor on ``a``:
     EMA rate relative to the online rate is ``beta = (1 - gamma_a)(1 - m) / lr``, 10x smaller
     than ``(1 - gamma_a)/lr``, and the time per step 10x larger.
 ``method.symmetric`` (loss summed over both view orders)
-    Its expected gradient is twice that of Eqn 1's single ordered pair, so in the theory's units
-    ``a = 2 lr / (1 - m)`` and the weight decay, not doubled, is ``eta = wd / 2``.
+    Its expected gradient is twice that of Eqn 1's single ordered pair.
+``method.loss`` (the scale of one pair's loss, :data:`LOSS_SCALE`)
+    The real runs' loss per pair is BYOL's ``2 - 2 cos = ||p^ - z^||^2``, twice Eqn 1's
+    ``1/2 ||p - z||^2`` written on the normalised vectors; the ``l2`` option is Eqn 1 itself.
 
-Conventions (:data:`CONVENTIONS`): ``"continuous"`` (default, used for predictions) applies both
-factors; ``"paper"`` applies neither (``a = lr``, ``eta = wd``, ``beta = (1 - gamma_a)/lr``; BYOL's
+So in the theory's units ``a = scale * terms * lr / (1 - m)`` (``2 * 2 * 10 = 40`` times ``lr`` at
+the recipe's cosine loss, two pairs and momentum 0.9) and the weight decay, not scaled with the
+loss, is ``eta = wd / (scale * terms)``.
+
+Conventions (:data:`CONVENTIONS`): ``"continuous"`` (default, used for predictions) applies every
+factor; ``"paper"`` applies neither (``a = lr``, ``eta = wd``, ``beta = (1 - gamma_a)/lr``; BYOL's
 0.996 at lr 0.03 gives ``beta = 0.1333``), as THEORY section 1 states it. The fixed points used by
 the predictions (``p*_+-``, ``eta_c``, Eqn 16) depend on ``eta`` and ``tau`` only; ``tau = 1`` at
 any EMA fixed point (Eqn 13 with ``ds/dt = 0``), so ``beta`` and the time unit affect transients
-only, and between the two conventions only the factor 2 of ``eta`` matters there.
+only, and between the two conventions only the factor ``scale * terms`` of ``eta`` matters there.
 
 Not covered exactly: LARS (its trust ratio rescales each layer's step; ``a`` is then not a
 constant, a note is added), lr schedules other than constant (the time ``t`` is then the sum of
@@ -37,9 +43,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["TheoryHParams", "CONVENTIONS", "map_hparams", "time_of_steps"]
+__all__ = ["TheoryHParams", "CONVENTIONS", "LOSS_SCALE", "map_hparams", "time_of_steps"]
 
-#: ``name -> (apply the momentum factor 1/(1-m), count the symmetrised loss as 2 terms)``.
+#: ``method.loss`` -> one pair's loss as a multiple of Eqn 1's ``1/2 ||p - z||^2`` (the cosine
+#: loss on the normalised vectors). A test pins it to ``realnet.losses``.
+LOSS_SCALE: dict[str, float] = {"cosine": 2.0, "l2": 1.0}
+
+#: ``name -> (apply the momentum factor 1/(1-m), count the symmetrised loss as 2 terms and the
+#: loss scale)``.
 CONVENTIONS: dict[str, tuple[bool, bool]] = {
     "continuous": (True, True),
     "paper": (False, False),
@@ -52,6 +63,7 @@ class TheoryHParams:
     ``alpha_p``: relative predictor lr; ``eta`` / ``eta_p``: weight decay of the online network /
     the predictor per unit time; ``beta``: EMA rate (None for SimSiam, whose ``tau = 1``);
     ``gamma_a``: the EMA momentum; ``loss_terms``: 2 for a symmetrised loss counted as two terms;
+    ``loss_scale``: :data:`LOSS_SCALE` of the run's loss (1 in the paper convention);
     ``momentum_factor``: ``1/(1 - m)`` or 1; ``notes``: where the mapping is approximate."""
 
     convention: str
@@ -65,6 +77,7 @@ class TheoryHParams:
     momentum: float
     weight_decay: float
     loss_terms: int
+    loss_scale: float
     momentum_factor: float
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -98,8 +111,9 @@ def _number(cfg: Mapping[str, Any], key: str, lo: float, hi: float, *, lo_open: 
 def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> TheoryHParams:
     """Theory hyperparameters of a resolved run config (module docstring for the formulas):
 
-    ``a = lr * loss_terms * momentum_factor``, ``alpha_p = predictor.lr_ratio``,
-    ``eta = optim.weight_decay / loss_terms``, ``eta_p = predictor.weight_decay / loss_terms``
+    ``a = lr * loss_scale * loss_terms * momentum_factor``, ``alpha_p = predictor.lr_ratio``,
+    ``eta = optim.weight_decay / (loss_scale * loss_terms)``, ``eta_p`` the same with
+    ``predictor.weight_decay``
     (the global one when unset), ``beta = (1 - method.ema) / a`` for BYOL, None for SimSiam."""
     if convention not in CONVENTIONS:
         raise ValueError(f"convention: must be one of {sorted(CONVENTIONS)}, got {convention!r}")
@@ -113,8 +127,12 @@ def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> Theor
     method = _get(cfg, "method.name")
     symmetric = bool(_get(cfg, "method.symmetric"))
     terms = 2 if (symmetric and count_symmetric) else 1
+    loss = _get(cfg, "method.loss")
+    if loss not in LOSS_SCALE:
+        raise ValueError(f"config: method.loss={loss!r} is invalid: allowed {sorted(LOSS_SCALE)}")
+    scale = LOSS_SCALE[loss] if count_symmetric else 1.0
     factor = 1.0 / (1.0 - m) if use_momentum else 1.0
-    a = lr * terms * factor
+    a = lr * scale * terms * factor
     notes: list[str] = []
     beta = gamma = None
     if method == "byol":
@@ -133,12 +151,15 @@ def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> Theor
     if use_momentum and m > 0:
         notes.append(f"momentum {m:g}: continuous limit, effective lr = lr/(1-m) = {lr / (1 - m):g}")
     if symmetric and count_symmetric:
-        notes.append("symmetrised loss: 2 terms, a doubled and eta = wd/2")
-    if _get(cfg, "method.loss") == "cosine":
+        notes.append("symmetrised loss: 2 terms, a doubled and eta halved")
+    if scale != 1.0:
+        notes.append(f"loss scale {scale:g} (2 - 2 cos = |p^ - z^|^2 per pair): a x{scale:g}, "
+                     f"eta / {scale:g}")
+    if loss == "cosine":
         notes.append("cosine loss: eta is relative to a scale-free loss (only its ratio to the "
                      "gradient at the run's output scale matters)")
-    return TheoryHParams(convention, a, alpha_p, wd / terms, wd_p / terms, beta, gamma, lr, m, wd,
-                         terms, factor, tuple(notes))
+    return TheoryHParams(convention, a, alpha_p, wd / (scale * terms), wd_p / (scale * terms), beta,
+                         gamma, lr, m, wd, terms, scale, factor, tuple(notes))
 
 
 def time_of_steps(steps: Sequence[int] | np.ndarray, hp: TheoryHParams,

@@ -3,8 +3,8 @@
 
 Defaults (THEORY.md section 4): BYOL with a constant EMA of 0.996, SGD lr 0.03 / momentum 0.9 /
 weight decay 4e-4 / constant lr, batch 128, 100 epochs, a ResNet-18 trunk with the CIFAR stem, a
-512-512-128 projector, the DirectPred predictor (rho 0.3, eps 0.1, freq 1) and the symmetrised
-negative-cosine loss.
+512-512-128 projector, the DirectPred predictor (rho 0.3, eps 0.1, freq 1) and BYOL's loss
+``2 - 2 cos(p, sg(z))`` summed over the two view pairs (the paper's code's scale).
 
 A TOML file has top-level ``seed`` and ``device`` and one table per section::
 
@@ -151,7 +151,7 @@ class MethodConfig:
     ``target_init_copy``: the EMA target starts as a copy of the online network (BYOL); false
     gives it its own random initialisation, as in the paper's public code. ``stop_grad=false``
     lets the gradient flow through the target branch (only meaningful for SimSiam, whose target
-    is the trained network). ``loss``: ``cosine`` (negative cosine) or ``l2`` (Eqn 1, on raw
+    is the trained network). ``loss``: ``cosine`` (BYOL's ``2 - 2 cos`` per view pair) or ``l2`` (Eqn 1, on raw
     outputs); ``symmetric`` sums the loss over both view orders."""
 
     name: str = "byol"

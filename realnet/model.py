@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .data import DatasetSpec
+from .losses import at_least_float32
 from .models import build_backbone, build_projector
 from .momentum import ema_update
 from .predictors import Predictor, build_predictor
@@ -70,8 +71,8 @@ class SSLModel(nn.Module):
 
 @dataclass
 class StepOutput:
-    """``loss`` (scalar, differentiable); ``z_online``/``z_target``: detached float32 projector
-    outputs, shape (2, B, d) = [view 1, view 2]."""
+    """``loss`` (scalar, differentiable); ``z_online``/``z_target``: detached projector outputs
+    (float32, or float64 for a float64 model), shape (2, B, d) = [view 1, view 2]."""
 
     loss: torch.Tensor
     z_online: torch.Tensor
@@ -95,8 +96,8 @@ def ssl_loss(model: SSLModel, x1: torch.Tensor, x2: torch.Tensor,
         with torch.no_grad():
             t1, t2 = model.target(x1), model.target(x2)
     loss = loss_fn(p1, t2) + (loss_fn(p2, t1) if symmetric else 0.0)
-    z_online = torch.stack([z1.detach(), z2.detach()]).float()
-    z_target = torch.stack([t1.detach(), t2.detach()]).float()
+    z_online = at_least_float32(torch.stack([z1.detach(), z2.detach()]))
+    z_target = at_least_float32(torch.stack([t1.detach(), t2.detach()]))
     return StepOutput(loss, z_online, z_target)
 
 

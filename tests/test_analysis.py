@@ -82,12 +82,12 @@ def _directpred_run(tmp_path, name, seed, perturb_dex=0.0, top1=50.0):
                        "collapsed": False})
 
 
-# Linear predictor, L2 theory with eta = 4e-4 / 2 (continuous convention, symmetrised loss):
-# p*_+ = [1 + sqrt(1 - 4 eta (1+sigma2))] / (2 (1+sigma2)); sigma2 = 2000 > 1/(4 eta) - 1 collapses
-SIG_LIN = np.array([0.0, 0.5, 1.0, 2.0, 3.0, 2000.0])
+# Linear predictor, L2 theory with eta = 4e-4 / (2 x 2) (continuous convention: loss scale 2, two pairs):
+# p*_+ = [1 + sqrt(1 - 4 eta (1+sigma2))] / (2 (1+sigma2)); sigma2 = 4000 > 1/(4 eta) - 1 collapses
+SIG_LIN = np.array([0.0, 0.5, 1.0, 2.0, 3.0, 4000.0])
 
 
-def _p_plus(sigma2, eta=2e-4):
+def _p_plus(sigma2, eta=1e-4):
     lam = 1.0 + sigma2
     return (1.0 + math.sqrt(1.0 - 4.0 * eta * lam)) / (2.0 * lam)
 
@@ -132,13 +132,13 @@ def test_linear_predictor_uses_the_l2_fixed_point(tmp_path):
     report, data = compare_run(_linear_run(tmp_path))
     s = report["summary"]
     assert report["theory"]["name"] == "linear-l2"
-    assert report["hparams"]["eta"] == pytest.approx(2e-4, rel=1e-12)
+    assert report["hparams"]["eta"] == pytest.approx(1e-4, rel=1e-12)  # wd 4e-4 / (scale 2 x 2 pairs)
     assert s["fate_share"] == 1.0 and s["n_surviving_pred"] == 5
     assert s["p_err_max"] <= TOL and s["s_log10_err_max"] <= TOL
     assert s["p_rel_err_max"] <= TOL                                  # cosine loss: shape too
     tab = data["table"]
     collapsed = ~tab["survives_pred"]
-    assert tab["sigma2"][collapsed] == pytest.approx([2000.0], rel=1e-6)
+    assert tab["sigma2"][collapsed] == pytest.approx([4000.0], rel=1e-6)
 
 
 def test_collapse_onset_and_first_modes(tmp_path):

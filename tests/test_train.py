@@ -11,7 +11,7 @@ import torch
 from realnet.__main__ import EXIT_BAD_CONFIG, EXIT_NON_FINITE, main
 from realnet.config import load_config
 from realnet.data import dataset_spec
-from realnet.losses import negative_cosine
+from realnet.losses import byol_cosine
 from realnet.model import build_ssl_model, ssl_loss
 from realnet.train import CHECKPOINT, BatchOrder, NonFiniteError, train
 
@@ -169,20 +169,20 @@ def test_step_loss_is_the_symmetrised_loss_with_the_right_gradient_paths(method,
     model = build_ssl_model(cfg, dataset_spec("digits"))
     torch.manual_seed(1)
     x1, x2 = torch.randn(6, 1, 8, 8), torch.randn(6, 1, 8, 8)
-    out = ssl_loss(model, x1, x2, negative_cosine)
+    out = ssl_loss(model, x1, x2, byol_cosine)
     assert out.z_online.shape == out.z_target.shape == (2, 6, 8)
     assert not out.z_online.requires_grad and not out.z_target.requires_grad
     # The loss is loss(p1, t2) + loss(p2, t1) with p = predictor(online), t = target outputs
     # (train-mode BatchNorm, same batches: the same floating-point operations, so 1e-6).
     z1, z2 = model.online(x1), model.online(x2)
     t1, t2 = model.target_encoder(x1), model.target_encoder(x2)
-    ref = negative_cosine(model.predictor(z1), t2) + negative_cosine(model.predictor(z2), t1)
+    ref = byol_cosine(model.predictor(z1), t2) + byol_cosine(model.predictor(z2), t1)
     assert out.loss.item() == pytest.approx(ref.item(), abs=1e-6)
     torch.testing.assert_close(out.z_target[1], t2.detach())
 
     def grads(stop_grad):
         model.zero_grad(set_to_none=True)
-        ssl_loss(model, x1, x2, negative_cosine, stop_grad=stop_grad).loss.backward()
+        ssl_loss(model, x1, x2, byol_cosine, stop_grad=stop_grad).loss.backward()
         return [p.grad.clone() for p in model.online.parameters()]
 
     g_sg = grads(True)
