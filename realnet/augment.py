@@ -111,7 +111,8 @@ def _pair(key: str, v) -> tuple[float, float]:
 # CIFAR: RandomResizedCrop(32) with torchvision's default scale (0.08, 1) -- SimSiam's CIFAR recipe
 # uses (0.2, 1) instead; override augment.crop_scale for it -- flip 0.5, jitter (0.4, 0.4, 0.4, 0.1)
 # p = 0.8, grayscale 0.2, no blur. STL-10: the SimCLR recipe, jitter (0.8, 0.8, 0.8, 0.2) p = 0.8,
-# grayscale 0.2, blur kernel 10 % of 96 = 9 with sigma U(0.1, 2) applied with p = 0.5.
+# grayscale 0.2, blur kernel 10 % of 96 = 9 with sigma U(0.1, 2) applied to every image (the public
+# code's GaussianBlur has no probability; SimCLR's own recipe uses p = 0.5: augment.blur_p=0.5).
 # Grayscale data (no hue/saturation/grayscale possible): crop + brightness/contrast jitter 0.4 with
 # p = 0.8. Fashion-MNIST keeps the CIFAR crop scale and the flip (garments are left-right
 # symmetric classes); digits use crop scale (0.5, 1) because a 0.08-area crop of an 8x8 image is
@@ -121,7 +122,7 @@ _GRAY = AugmentConfig(jitter=(0.4, 0.4, 0.0, 0.0), grayscale_p=0.0)
 _DEFAULTS: dict[str, AugmentConfig] = {
     "cifar10": _CIFAR,
     "cifar100": _CIFAR,
-    "stl10": AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2), blur_p=0.5, blur_sigma=(0.1, 2.0)),
+    "stl10": AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2), blur_p=1.0, blur_sigma=(0.1, 2.0)),
     "fashion_mnist": _GRAY,
     "digits": AugmentConfig(crop_scale=(0.5, 1.0), flip_p=0.0, jitter=(0.4, 0.4, 0.0, 0.0), grayscale_p=0.0),
 }
