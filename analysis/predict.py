@@ -206,7 +206,9 @@ def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any
     if int(pc.get("freq", 1)) > 1:
         notes.append("freq > 1: the predictor trains by SGD between settings; not modelled")
     if int(pc.get("partitions", 1)) > 1:
-        notes.append("partitions > 1: block-diagonal predictor; not modelled")
+        notes.append("partitions > 1: piecewise-linear (hyperplane-partitioned) predictor; not modelled")
+    if int(pc.get("feature_blocks", 1)) > 1:
+        notes.append("feature_blocks > 1: block-diagonal predictor; not modelled")
     ok, sigma2 = _usable_sigma2(measured)
     d = sigma2.size
     if _loss(cfg) == "l2":

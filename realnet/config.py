@@ -289,8 +289,8 @@ class TrainConfig:
         for k, v in self.augment.items():  # types (set programmatically) and then ranges
             _coerce(v, hints[k], f"augment.{k}")
         self.augment_config().validate()
-        if self.predictor.partitions > self.model.proj_dim:
-            _fail("predictor.partitions", self.predictor.partitions,
+        if self.predictor.feature_blocks > self.model.proj_dim:
+            _fail("predictor.feature_blocks", self.predictor.feature_blocks,
                   f"an integer in [1, model.proj_dim={self.model.proj_dim}]")
         if self.data.ssl_limit is not None and self.data.ssl_limit < self.train.batch_size:
             _fail("data.ssl_limit", self.data.ssl_limit,

@@ -88,8 +88,7 @@ def ssl_loss(model: SSLModel, x1: torch.Tensor, x2: torch.Tensor,
     ``symmetric``: ``loss(p1, t2) + loss(p2, t1)``; else ``loss(p1, t2)``. ``stop_grad=False``
     (SimSiam only) lets the gradient flow into the targets."""
     z1, z2 = model.online(x1), model.online(x2)
-    p1 = model.predictor(z1)
-    p2 = model.predictor(z2) if symmetric else None
+    p1, p2 = model.predictor.predict_views(z1, z2 if symmetric else None)
     if model.target is None:
         t1, t2 = (z1.detach(), z2.detach()) if stop_grad else (z1, z2)
     else:

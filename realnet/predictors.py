@@ -47,16 +47,30 @@ Setting schedule (``directpred``, ``directcopy``: every ``freq`` steps; ``optima
     The paper's code counts steps from 0 and so sets after its 1st, (k+1)-th, ... steps; here
     settings fall on steps k, 2k, ... (the first k steps use the initial weight).
 
-Partitions (``partitions = k`` for ``directpred`` and ``directcopy``)
+Partitioned DirectPred (``partitions = k > 1`` for ``directpred`` and ``directcopy``; the paper's
+input-dependent predictor, docs/THEORY.md section 3)
+    ``k`` random hyperplanes ``w_i`` (the columns of a ``(d, k)`` standard normal matrix drawn once
+    from a generator seeded by ``partition_seed``). In a batch ``f`` of one view, sample ``b`` lies on
+    the positive side of hyperplane ``i`` when ``<w_i, f_b> >= mean_b' <w_i, f_b'>`` (each view's own
+    batch mean). Each side of each hyperplane keeps its own running correlation ``F_i+``, ``F_i-``:
+    the mean of ``f_b f_b^T`` over the samples of both views on that side, averaged with ``rho``
+    (the first batch that reaches a side initialises it), and its own weight ``W_i+-`` computed
+    from it as DirectPred/DirectCopy computes ``Wp`` from ``F``. A sample's prediction is
+    ``(1/k) sum_i W_i(side_i(f)) f``, a piecewise-linear predictor. Order as in the paper's code:
+    in a training forward pass (:meth:`Predictor.predict_views`) the correlations are updated with
+    the current batch first, the weights recomputed, then the batch predicted, at every step (so
+    ``freq`` must be 1). Outside training the stored weights are used. One difference: a side that
+    no sample of a step reaches keeps its correlation (the paper's code averages in a zero matrix).
+
+Feature blocks (``feature_blocks = k`` for ``directpred`` and ``directcopy``; not the paper's method)
     A seeded random permutation ``pi`` of the ``d`` feature indices (``torch.randperm`` with a
-    generator seeded by ``partition_seed``) is cut into ``k`` consecutive blocks ``I_1..I_k`` with
+    generator seeded by ``block_seed``) is cut into ``k`` consecutive blocks ``I_1..I_k`` with
     ``torch.tensor_split``: when ``k`` does not divide ``d``, the first ``d mod k`` blocks get
     ``ceil(d/k)`` indices and the rest ``floor(d/k)``. Block ``b`` has its own correlation
-    ``F_b = F[I_b, I_b]`` (the running average of ``f_{I_b} f_{I_b}^T``; the running average is
-    entry-wise, so it equals a separately kept one) and its own block ``Wp[I_b, I_b]`` computed
-    from ``F_b`` alone (normalised by its own top eigenvalue); every entry outside the blocks is 0.
-    So ``Wp`` is block-diagonal after permuting rows and columns by ``pi``. (This differs from the
-    public code's ``partition`` option, which splits *samples* by random hyperplanes.)
+    ``F_b = F[I_b, I_b]`` (the running average is entry-wise, so it equals a separately kept one)
+    and its own block ``Wp[I_b, I_b]`` computed from ``F_b`` alone (normalised by its own top
+    eigenvalue); every entry outside the blocks is 0. So ``Wp`` is block-diagonal after permuting
+    rows and columns by ``pi``.
 
 Optimal (``"optimal"``, paper's Table 1)
     ``Wp = argmin E||Wp f - z_t||^2 + reg ||Wp||_F^2 = C_tf (C_ff + reg I)^{-1}`` with running
@@ -67,6 +81,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -84,6 +99,7 @@ __all__ = [
     "OptimalPredictor",
     "IdentityPredictor",
     "PREDICTORS",
+    "SPECTRAL_RULES",
     "build_predictor",
     "predictor_param_groups",
     "batch_moment",
@@ -92,7 +108,11 @@ __all__ = [
     "directpred_weight",
     "directcopy_weight",
     "optimal_weight",
-    "partition_blocks",
+    "feature_blocks",
+    "hyperplane_sides",
+    "side_moments",
+    "partitioned_predict",
+    "PartitionedPredictor",
     "blockwise",
 ]
 
@@ -105,7 +125,8 @@ class PredictorConfig:
     """Predictor choice and knobs (defaults: DirectPred with rho 0.3, eps 0.1, freq 1).
 
     Keys used by one predictor only must keep their defaults for the others (``bias``,
-    ``symmetrize``: linear; ``cj``, ``alpha``: directpred; ``partitions``: directpred/directcopy;
+    ``symmetrize``: linear; ``cj``, ``alpha``: directpred; ``partitions``, ``feature_blocks``:
+    directpred/directcopy;
     ``reset_momentum``: directpred/directcopy/optimal). Other knobs are simply unused elsewhere.
     """
 
@@ -119,8 +140,10 @@ class PredictorConfig:
     freq: int = 1                 # directpred/directcopy: set every freq steps
     cj: float = 0.0               # directpred c_j ablation (0 = off)
     alpha: float = 0.5            # DirectSet exponent (0.5 = DirectPred)
-    partitions: int = 1           # directpred/directcopy: k random blocks of feature dims
-    partition_seed: int = 0       # seed of the random partition
+    partitions: int = 1           # directpred/directcopy: k random hyperplanes (paper's partitioned predictor)
+    partition_seed: int = 0       # seed of the hyperplanes
+    feature_blocks: int = 1       # directpred/directcopy: k random blocks of feature dims
+    block_seed: int = 0           # seed of the feature blocks
     eps_copy: float = 0.25        # directcopy: Wp = F/||F||_2 + eps_copy I
     optimal_every: int = 1        # optimal: set every optimal_every steps
     optimal_reg: float = 1e-2     # optimal: ridge coefficient reg
@@ -144,6 +167,13 @@ class PredictorConfig:
         _number("alpha", self.alpha, lambda v: v > 0, "> 0")
         _int_min("partitions", self.partitions, 1)
         _int_min("partition_seed", self.partition_seed, 0)
+        _int_min("feature_blocks", self.feature_blocks, 1)
+        _int_min("block_seed", self.block_seed, 0)
+        if self.partitions > 1 and self.feature_blocks > 1:
+            _fail("feature_blocks", "1 when predictor.partitions > 1 (one or the other)", self.feature_blocks)
+        if self.partitions > 1 and self.freq != 1:
+            _fail("freq", "1 when predictor.partitions > 1 (the partitioned predictor sets its weights "
+                  "at every step, as the paper's code)", self.freq)
         _number("eps_copy", self.eps_copy, lambda v: v >= 0, ">= 0")
         _int_min("optimal_every", self.optimal_every, 1)
         _number("optimal_reg", self.optimal_reg, lambda v: v >= 0, ">= 0")
@@ -162,6 +192,7 @@ _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "cj": ("directpred",),
     "alpha": ("directpred",),
     "partitions": ("directpred", "directcopy"),
+    "feature_blocks": ("directpred", "directcopy"),
     "reset_momentum": ("directpred", "directcopy", "optimal"),
 }
 
@@ -203,7 +234,7 @@ def directset_spectrum(s: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1,
     ``alpha = 1/2``, DirectSet(alpha) otherwise). ``cj != 0``: ``p_j = max(r_j - cj, floor)^alpha``.
     """
     s_pos = s.clamp_min(0)
-    r = s_pos / s_pos.max().clamp_min(torch.finfo(s.dtype).tiny)
+    r = s_pos / s_pos.amax(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
     if cj != 0:
         return (r - cj).clamp_min(floor).pow(alpha)
     return (r.pow(alpha) + eps).clamp_min(floor)
@@ -212,18 +243,19 @@ def directset_spectrum(s: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1,
 def directpred_weight(F: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1, floor: float = 1e-4,
                       cj: float = 0.0) -> torch.Tensor:
     """``Wp = U diag(p) U^T`` for ``F = U diag(s) U^T`` (eigh in float32 or F's wider dtype),
-    ``p = directset_spectrum(s)``."""
+    ``p = directset_spectrum(s)``; a batch ``(..., d, d)`` of correlations gives a batch of weights."""
     F = F.float() if F.dtype not in (torch.float32, torch.float64) else F
     s, U = torch.linalg.eigh(F)
     p = directset_spectrum(s, alpha=alpha, eps=eps, floor=floor, cj=cj)
-    return (U * p) @ U.T
+    return (U * p.unsqueeze(-2)) @ U.transpose(-1, -2)
 
 
 def directcopy_weight(F: torch.Tensor, *, eps_copy: float = 0.25) -> torch.Tensor:
-    """DirectCopy ``Wp = F / ||F||_2 + eps_copy I`` (spectral norm; 0/0 gives ``eps_copy I``)."""
+    """DirectCopy ``Wp = F / ||F||_2 + eps_copy I`` (spectral norm; 0/0 gives ``eps_copy I``); a
+    batch ``(..., d, d)`` gives a batch of weights."""
     F = F.float() if F.dtype not in (torch.float32, torch.float64) else F
     norm = torch.linalg.matrix_norm(F, ord=2).clamp_min(torch.finfo(F.dtype).tiny)
-    return F / norm + eps_copy * torch.eye(F.shape[0], dtype=F.dtype, device=F.device)
+    return F / norm[..., None, None] + eps_copy * torch.eye(F.shape[-1], dtype=F.dtype, device=F.device)
 
 
 def optimal_weight(C_ff: torch.Tensor, C_tf: torch.Tensor, reg: float) -> torch.Tensor:
@@ -237,11 +269,11 @@ def optimal_weight(C_ff: torch.Tensor, C_tf: torch.Tensor, reg: float) -> torch.
     return Wp
 
 
-def partition_blocks(dim: int, k: int, seed: int) -> list[torch.Tensor]:
+def feature_blocks(dim: int, k: int, seed: int) -> list[torch.Tensor]:
     """``k`` index blocks of a seeded random permutation of ``range(dim)`` (sizes differ by at most
     one, the larger ones first). ``k == 1`` gives the identity order."""
     if not 1 <= k <= dim:
-        raise ValueError(f"predictor.partitions: must lie in [1, d={dim}], got {k}")
+        raise ValueError(f"predictor.feature_blocks: must lie in [1, d={dim}], got {k}")
     if k == 1:
         return [torch.arange(dim)]
     perm = torch.randperm(dim, generator=torch.Generator().manual_seed(seed))
@@ -257,6 +289,37 @@ def blockwise(F: torch.Tensor, blocks: list[torch.Tensor], block_weight: Callabl
         idx = idx.to(F.device)
         Wp[idx[:, None], idx] = block_weight(F[idx[:, None], idx]).to(F.dtype)
     return Wp
+
+
+def hyperplane_sides(f: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
+    """``(B, k)`` bool: sample ``b`` is on the positive side of hyperplane ``i`` when
+    ``<w_i, f_b>`` is at least the batch mean of ``<w_i, f>`` (``f``: ``(B, d)`` one view's batch,
+    ``planes``: ``(d, k)``, column ``i`` is ``w_i``)."""
+    proj = f @ planes
+    return proj >= proj.mean(dim=0, keepdim=True)
+
+
+def side_moments(f: torch.Tensor, sides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per hyperplane ``i``, the mean of ``f_b f_b^T`` over the samples on its positive side and on
+    its negative side (``(k, d, d)`` each; zero where a side is empty) and the two sample counts
+    ``(k,)``. ``f``: ``(n, d)``, ``sides``: ``(n, k)`` bool."""
+    on = sides.to(f.dtype)
+    off = 1.0 - on
+    n_pos, n_neg = on.sum(0), off.sum(0)
+    m_pos = torch.einsum("nk,nd,ne->kde", on, f, f) / n_pos.clamp_min(1)[:, None, None]
+    m_neg = torch.einsum("nk,nd,ne->kde", off, f, f) / n_neg.clamp_min(1)[:, None, None]
+    return m_pos, m_neg, n_pos, n_neg
+
+
+def partitioned_predict(f: torch.Tensor, sides: torch.Tensor, W_pos: torch.Tensor,
+                        W_neg: torch.Tensor) -> torch.Tensor:
+    """``p_b = (1/k) sum_i W_i(side) f_b`` with ``W_i(side) = W_pos[i]`` on the positive side of
+    hyperplane ``i`` and ``W_neg[i]`` on the negative one (``f``: ``(B, d)``, ``sides``: ``(B, k)``,
+    weights ``(k, d, d)`` applied as ``W f``)."""
+    on = sides.to(f.dtype).unsqueeze(-1)
+    y_pos = torch.einsum("bd,ked->bke", f, W_pos.to(f.dtype))
+    y_neg = torch.einsum("bd,ked->bke", f, W_neg.to(f.dtype))
+    return (on * y_pos + (1.0 - on) * y_neg).mean(dim=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +339,13 @@ class Predictor(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def predict_views(self, z1: torch.Tensor, z2: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Predictions of the two views' projector outputs in a training step (``z2`` None: one
+        view). Default: ``forward`` on each; the partitioned predictor also updates its state here,
+        in the paper's order."""
+        return self(z1), (None if z2 is None else self(z2))
 
     def _check_views(self, name: str, z: torch.Tensor) -> None:
         if z.ndim != 3 or z.shape[0] != 2 or z.shape[2] != self.dim or z.shape[1] < 1:
@@ -402,15 +472,21 @@ class _SetPredictor(Predictor):
                 buf.zero_()
 
 
+#: ``predictor.name`` -> the rule ``F -> Wp`` of a spectral set predictor, built from its config.
+SPECTRAL_RULES: dict[str, Callable[[PredictorConfig], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "directpred": lambda c: partial(directpred_weight, alpha=c.alpha, eps=c.eps, floor=c.floor, cj=c.cj),
+    "directcopy": lambda c: partial(directcopy_weight, eps_copy=c.eps_copy),
+}
+
+
 class _SpectralSetPredictor(_SetPredictor):
-    """A set predictor computed block by block from ``F`` over ``partitions`` random blocks."""
+    """A set predictor computed from ``F`` by its :data:`SPECTRAL_RULES` rule, block by block over
+    ``feature_blocks`` random blocks."""
 
     def __init__(self, cfg: PredictorConfig, dim: int) -> None:
         super().__init__(cfg, dim, cfg.freq)
-        self.blocks = partition_blocks(dim, cfg.partitions, cfg.partition_seed)
-
-    def block_weight(self, F_block: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+        self.blocks = feature_blocks(dim, cfg.feature_blocks, cfg.block_seed)
+        self.block_weight = SPECTRAL_RULES[cfg.name](cfg)
 
     def compute_weight(self) -> torch.Tensor:
         return blockwise(self.F, self.blocks, self.block_weight)
@@ -419,23 +495,59 @@ class _SpectralSetPredictor(_SetPredictor):
 class DirectPredPredictor(_SpectralSetPredictor):
     """DirectPred / DirectSet(alpha): ``Wp = U diag(p) U^T`` from the eigen-decomposition of ``F``."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int) -> None:
-        super().__init__(cfg, dim)
-        self.alpha, self.eps, self.floor, self.cj = cfg.alpha, cfg.eps, cfg.floor, cfg.cj
-
-    def block_weight(self, F_block: torch.Tensor) -> torch.Tensor:
-        return directpred_weight(F_block, alpha=self.alpha, eps=self.eps, floor=self.floor, cj=self.cj)
-
 
 class DirectCopyPredictor(_SpectralSetPredictor):
     """DirectCopy: ``Wp = F / ||F||_2 + eps_copy I`` (no eigen-decomposition)."""
 
+
+class PartitionedPredictor(Predictor):
+    """The paper's partitioned DirectPred (module docstring): ``k`` hyperplanes, a running
+    correlation and a weight per side, predictions averaged over the ``k`` sides a sample is on.
+    The weights follow DirectPred's or DirectCopy's rule (:data:`SPECTRAL_RULES`)."""
+
     def __init__(self, cfg: PredictorConfig, dim: int) -> None:
         super().__init__(cfg, dim)
-        self.eps_copy = cfg.eps_copy
+        k = cfg.partitions
+        self.rule = SPECTRAL_RULES[cfg.name](cfg)
+        g = torch.Generator().manual_seed(cfg.partition_seed)
+        self.register_buffer("planes", torch.randn(dim, k, generator=g))
+        for side in ("pos", "neg"):
+            self.register_buffer(f"F_{side}", torch.zeros(k, dim, dim))
+            self.register_buffer(f"n_{side}", torch.zeros(k, dtype=torch.long))
+            self.register_buffer(f"W_{side}", self.rule(torch.zeros(k, dim, dim)))
 
-    def block_weight(self, F_block: torch.Tensor) -> torch.Tensor:
-        return directcopy_weight(F_block, eps_copy=self.eps_copy)
+    def _sides(self, z: torch.Tensor) -> torch.Tensor:
+        return hyperplane_sides(z.detach().to(self.planes.dtype), self.planes)
+
+    @torch.no_grad()
+    def _update(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Correlations of both sides of every hyperplane from this step's views (each side
+        initialised by the first batch that reaches it, left alone when none does), then the
+        weights. Returns each view's sides."""
+        with torch.autocast(device_type=self.F.device.type, enabled=False):
+            sides = [self._sides(z) for z in views]
+            f = torch.cat([z.detach() for z in views]).to(self.F.dtype)
+            m_pos, m_neg, c_pos, c_neg = side_moments(f, torch.cat(sides))
+            for F_side, n_side, W_side, m, c in ((self.F_pos, self.n_pos, self.W_pos, m_pos, c_pos),
+                                                 (self.F_neg, self.n_neg, self.W_neg, m_neg, c_neg)):
+                new = running_update(F_side, m, self.rho, (n_side == 0)[:, None, None])
+                F_side.copy_(torch.where((c > 0)[:, None, None], new, F_side))
+                n_side += (c > 0).long()
+                W_side.copy_(self.rule(F_side))
+        return sides
+
+    def predict_views(self, z1: torch.Tensor, z2: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.training:
+            return super().predict_views(z1, z2)
+        views = [z1] if z2 is None else [z1, z2]
+        sides = self._update(views)
+        preds = [partitioned_predict(z, s, self.W_pos, self.W_neg) for z, s in zip(views, sides)]
+        return preds[0], (preds[1] if z2 is not None else None)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Prediction with the stored weights (sides from ``z``'s own batch mean)."""
+        return partitioned_predict(z, self._sides(z), self.W_pos, self.W_neg)
 
 
 class OptimalPredictor(_SetPredictor):
@@ -482,8 +594,10 @@ def build_predictor(cfg: PredictorConfig, dim: int) -> Predictor:
     cfg.validate()
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim: must be an integer >= 1, got {dim!r}")
-    if cfg.partitions > dim:
-        raise ValueError(f"predictor.partitions: must lie in [1, d={dim}], got {cfg.partitions}")
+    if cfg.feature_blocks > dim:
+        raise ValueError(f"predictor.feature_blocks: must lie in [1, d={dim}], got {cfg.feature_blocks}")
+    if cfg.partitions > 1:
+        return PartitionedPredictor(cfg, dim)
     return PREDICTORS[cfg.name](cfg, dim)
 
 

@@ -70,7 +70,7 @@ def test_both_steps_and_epochs_in_a_file_is_refused(tmp_path):
     ("method.stop_grad=false", "method.stop_grad"),  # byol: no gradient to stop
     ("predictor.name=foo", "predictor.name"),
     ("predictor.rho=1", "predictor.rho"),
-    ("predictor.partitions=1000", "predictor.partitions"),  # > model.proj_dim
+    ("predictor.feature_blocks=1000", "predictor.feature_blocks"),  # > model.proj_dim
     ("optim.lr=0", "optim.lr"),
     ("optim.momentum=1", "optim.momentum"),
     ("optim.weight_decay=-1", "optim.weight_decay"),

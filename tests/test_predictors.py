@@ -10,7 +10,10 @@ from realnet.predictors import (
     PredictorConfig,
     build_predictor,
     directset_spectrum,
-    partition_blocks,
+    feature_blocks,
+    hyperplane_sides,
+    partitioned_predict,
+    side_moments,
     predictor_param_groups,
 )
 
@@ -223,14 +226,14 @@ def test_setting_before_observe_is_an_error():
 
 
 @pytest.mark.parametrize("d,k", [(12, 3), (12, 5)])
-def test_partitions_give_blocks_with_their_own_correlation(d, k):
+def test_feature_blocks_have_their_own_correlation(d, k):
     rng = np.random.default_rng(5)
     batches = make_views(rng, steps=3, B=64, d=d, cond=30.0)
-    pred = build_predictor(PredictorConfig(name="directpred", partitions=k, partition_seed=7), d)
+    pred = build_predictor(PredictorConfig(name="directpred", feature_blocks=k, block_seed=7), d)
     feed(pred, batches)
     pred.after_optimizer_step(1)
     W = pred.weight_matrix().double().numpy()
-    blocks = [b.numpy() for b in partition_blocks(d, k, 7)]
+    blocks = [b.numpy() for b in feature_blocks(d, k, 7)]
     # a partition: every index exactly once, sizes ceil/floor(d/k) with the larger ones first
     assert sorted(np.concatenate(blocks).tolist()) == list(range(d))
     sizes = [len(b) for b in blocks]
@@ -246,8 +249,84 @@ def test_partitions_give_blocks_with_their_own_correlation(d, k):
         assert abs(np.linalg.eigvalsh(W[np.ix_(idx, idx)]).max() - 1.1) < 5e-5
     assert np.all(W[~mask] == 0)  # exactly zero off the blocks
     # seeded: same seed same blocks, another seed other blocks
-    assert all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, partition_blocks(d, k, 7)))
-    assert not all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, partition_blocks(d, k, 8)))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, feature_blocks(d, k, 7)))
+    assert not all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, feature_blocks(d, k, 8)))
+
+
+def _np_partitioned(batches, planes, rho, rule):
+    """Brute force of the paper's partitioned predictor, one sample and one hyperplane at a time
+    (float64): per step, each view's side of each hyperplane against that view's batch mean; each
+    side's correlation averaged over its samples of both views, then the rho running average
+    (first batch initialises, a side no sample reaches is left alone); weights by ``rule``; each
+    sample's prediction the mean over hyperplanes of the weight of its side times ``f``."""
+    d, k = planes.shape
+    F = {(i, s): None for i in range(k) for s in (True, False)}
+    preds = []
+    for b in batches:
+        sides = []
+        for view in b:
+            proj = view @ planes
+            sides.append([[proj[n, i] >= proj[:, i].mean() for i in range(k)] for n in range(len(view))])
+        for i in range(k):
+            for s in (True, False):
+                outer = [np.outer(view[n], view[n]) for v, view in enumerate(b)
+                         for n in range(len(view)) if sides[v][n][i] == s]
+                if not outer:
+                    continue
+                m = np.mean(outer, axis=0)
+                F[i, s] = m if F[i, s] is None else rho * F[i, s] + (1 - rho) * m
+        W = {key: rule(F[key] if F[key] is not None else np.zeros((d, d))) for key in F}
+        preds.append(np.stack([np.stack([np.mean([W[i, sides[v][n][i]] @ view[n] for i in range(k)], axis=0)
+                                         for n in range(len(view))]) for v, view in enumerate(b)]))
+    return preds, F, W
+
+
+@pytest.mark.parametrize("name,k", [("directpred", 1 + 2), ("directpred", 6), ("directcopy", 4)])
+def test_partitioned_predictor_matches_brute_force(name, k):
+    d, rho = 6, 0.3
+    rng = np.random.default_rng(11)
+    batches = [b.astype(np.float64) for b in make_views(rng, steps=4, B=12, d=d, cond=20.0)]
+    pred = build_predictor(PredictorConfig(name=name, partitions=k, partition_seed=3, rho=rho), d).double()
+    pred.train()
+    planes = pred.planes.numpy()
+    rule = np_directpred if name == "directpred" else (
+        lambda F: F / max(np.linalg.norm(F, 2), np.finfo(np.float64).tiny) + 0.25 * np.eye(d))
+    want, F_ref, W_ref = _np_partitioned(batches, planes, rho, rule)
+    for b, w in zip(batches, want):
+        z1, z2 = (torch.from_numpy(v).requires_grad_(True) for v in b)
+        p1, p2 = pred.predict_views(z1, z2)
+        # float64 against float64: eigh and sums in another order, 1e-10 is ~1e5 ulp of headroom
+        np.testing.assert_allclose(p1.detach().numpy(), w[0], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(p2.detach().numpy(), w[1], rtol=0, atol=1e-10)
+    for i in range(k):
+        np.testing.assert_allclose(pred.F_pos[i].numpy(), F_ref[i, True], atol=1e-12)
+        np.testing.assert_allclose(pred.F_neg[i].numpy(), F_ref[i, False], atol=1e-12)
+        np.testing.assert_allclose(pred.W_pos[i].numpy(), W_ref[i, True], atol=1e-10)
+    # the gradient reaches f through the selected weights only: d p_b / d f_b = mean_i W_i(side)
+    z = torch.from_numpy(batches[-1][0]).requires_grad_(True)
+    r = torch.randn(z.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    pred.eval()
+    (pred(z) * r).sum().backward()
+    sides = hyperplane_sides(z.detach(), pred.planes)
+    for n in range(len(z)):
+        J = torch.stack([(pred.W_pos if sides[n, i] else pred.W_neg)[i] for i in range(k)]).mean(0)
+        torch.testing.assert_close(z.grad[n], J.T @ r[n], rtol=0, atol=1e-12)
+    assert pred.weight_matrix() is None and not list(pred.parameters())
+
+
+def test_partition_pure_functions_split_and_average():
+    f = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]], dtype=torch.float64)
+    planes = torch.tensor([[1.0], [0.0]], dtype=torch.float64)       # <w, f> = 1, 0, 3; mean 4/3
+    sides = hyperplane_sides(f, planes)
+    assert sides[:, 0].tolist() == [False, False, True]
+    m_pos, m_neg, n_pos, n_neg = side_moments(f, sides)
+    assert n_pos.tolist() == [1.0] and n_neg.tolist() == [2.0]
+    torch.testing.assert_close(m_pos[0], torch.tensor([[9.0, 0.0], [0.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(m_neg[0], torch.tensor([[0.5, 0.0], [0.0, 2.0]], dtype=torch.float64))
+    W_pos = 2 * torch.eye(2, dtype=torch.float64)[None]
+    W_neg = -torch.eye(2, dtype=torch.float64)[None]
+    torch.testing.assert_close(partitioned_predict(f, sides, W_pos, W_neg),
+                               torch.tensor([[-1.0, 0.0], [0.0, -2.0], [6.0, 0.0]], dtype=torch.float64))
 
 
 def test_state_dict_round_trip_reproduces_the_set_weight():
@@ -384,7 +463,8 @@ def test_param_groups_lr_ratio_and_global_weight_decay():
     ("rho", 1.0), ("rho", -0.1), ("eps", -1e-3), ("floor", 0.0), ("freq", 0), ("freq", 1.5),
     ("alpha", 0.0), ("cj", 1.0), ("partitions", 0), ("eps_copy", -0.1), ("optimal_every", 0),
     ("optimal_reg", -1.0), ("lr_ratio", 0.0), ("lr_ratio", float("nan")), ("weight_decay", -1e-4),
-    ("hidden_dim", 0), ("symmetrize", 1), ("partition_seed", -1),
+    ("hidden_dim", 0), ("symmetrize", 1), ("partition_seed", -1), ("feature_blocks", 0),
+    ("block_seed", -1),
 ])
 def test_config_rejects_bad_values_naming_the_key(key, value):
     cfg = dataclasses.replace(PredictorConfig(), **{key: value})
@@ -401,6 +481,7 @@ def test_config_unknown_name_lists_the_registry():
 @pytest.mark.parametrize("name,key,value", [
     ("mlp", "symmetrize", True), ("directpred", "bias", True), ("linear", "cj", 0.1),
     ("directcopy", "alpha", 1.0), ("linear", "partitions", 2), ("linear", "reset_momentum", True),
+    ("mlp", "feature_blocks", 2),
 ])
 def test_config_rejects_knobs_of_another_predictor(name, key, value):
     cfg = dataclasses.replace(PredictorConfig(name=name), **{key: value})
@@ -408,17 +489,23 @@ def test_config_rejects_knobs_of_another_predictor(name, key, value):
         cfg.validate()
 
 
-def test_partitions_larger_than_dim_and_defaults_valid():
+def test_feature_blocks_larger_than_dim_and_defaults_valid():
     for name in PREDICTORS:
         PredictorConfig(name=name).validate()
-    with pytest.raises(ValueError, match="predictor.partitions"):
-        build_predictor(PredictorConfig(partitions=9), 8)
+    with pytest.raises(ValueError, match="predictor.feature_blocks"):
+        build_predictor(PredictorConfig(feature_blocks=9), 8)
+    # partitions (hyperplanes) are not bounded by d, but exclude feature blocks and freq > 1
+    build_predictor(PredictorConfig(partitions=9), 8)
+    with pytest.raises(ValueError, match="predictor.feature_blocks"):
+        PredictorConfig(partitions=2, feature_blocks=2).validate()
+    with pytest.raises(ValueError, match="predictor.freq"):
+        PredictorConfig(partitions=2, freq=2).validate()
     with pytest.raises(ValueError, match="z_online"):
         build_predictor(PredictorConfig(), 8).observe(torch.randn(3, 4, 8), torch.randn(3, 4, 8))
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name,kw", [("directpred", dict(partitions=4)), ("directcopy", {}), ("optimal", {})])
+@pytest.mark.parametrize("name,kw", [("directpred", dict(feature_blocks=4)), ("directcopy", {}), ("optimal", {})])
 def test_set_predictors_on_cuda_under_bf16_autocast_match_cpu(name, kw):
     d = 16
     rng = np.random.default_rng(9)

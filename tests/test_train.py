@@ -163,9 +163,10 @@ def test_batch_order_is_a_permutation_per_epoch():
 
 
 @pytest.mark.parametrize("method, predictor", [
-    ("byol", "directpred"), ("byol", "mlp"), ("simsiam", "identity"), ("simsiam", "mlp")])
+    ("byol", "directpred"), ("byol", "mlp"), ("simsiam", "identity"), ("simsiam", "mlp"),
+    ("byol", "directpred predictor.partitions=3")])
 def test_step_loss_is_the_symmetrised_loss_with_the_right_gradient_paths(method, predictor):
-    cfg = load_config("digits", TINY + [f"method.name={method}", f"predictor.name={predictor}"])
+    cfg = load_config("digits", TINY + [f"method.name={method}", *f"predictor.name={predictor}".split()])
     model = build_ssl_model(cfg, dataset_spec("digits"))
     torch.manual_seed(1)
     x1, x2 = torch.randn(6, 1, 8, 8), torch.randn(6, 1, 8, 8)
