@@ -13,3 +13,9 @@ SWEEP_OUT ?= figures/out/sweeps/cpu
 # 30 runs, two at a time with one thread each; resumable (rerun to continue), then tables.md.
 sweep-cpu:
 	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/cpu.toml --out $(SWEEP_OUT) --jobs 2
+
+.PHONY: gpu-check
+# On a CUDA machine: full-scale realnet.bench, realnet.numerics and pytest -m gpu in about 10
+# minutes, every number and the targets' verdicts in gpu_check.json.
+gpu-check:
+	$(PYTHON) -m realnet.gpucheck --out gpu_check.json

@@ -25,6 +25,8 @@ DirectPred against the linear predictor), and the augmentation throughput of the
 :class:`realnet.augment.GPUAugment` against torchvision's per-image transforms (one view per
 image, one process).
 
+``--cpu`` switches to the CPU table of :mod:`realnet.cpubench` (fp32 vs bf16, 1 vs 2 threads).
+
 Nothing is switched off silently: every requested setting that does not apply (``torch.compile``
 on CPU, an unknown peak) is listed in the notes under the table with the reason.
 """
@@ -554,16 +556,22 @@ def _runtime_notes(plan: _Plan, rt: Runtime, notes: list[str]) -> None:
         notes.append("compile: requested but off -- realnet.train applies torch.compile only on "
                      "CUDA (resolve_runtime); on CPU the encoders run eagerly")
     if plan.bf16 is None and not rt.bf16:
-        notes.append("dtype: fp32 -- bf16 autocast is on by default only on CUDA (--bf16 on to "
-                     "force it here)")
+        notes.append("dtype: fp32 -- bf16 autocast is on by default only on CUDA and on CPUs "
+                     "with native bf16 (--bf16 on to force it here)")
     if plan.channels_last is None and not rt.channels_last:
-        notes.append("channels_last: off -- on by default only on CUDA (--channels-last on to "
-                     "force it here)")
+        notes.append("channels_last: off -- on by default only on CUDA and on CPUs with native "
+                     "bf16 (--channels-last on to force it here)")
     if rt.device.type != "cuda":
         notes.append("peak mem, syncs/step: n/a off CUDA")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--cpu" in argv:  # the CPU table: dtype x threads (realnet.cpubench)
+        from . import cpubench
+
+        argv.remove("--cpu")
+        return cpubench.main(argv)
     args = _parser().parse_args(argv)
     try:
         plan = _plan(args)

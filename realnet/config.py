@@ -176,8 +176,10 @@ class MethodConfig:
 @dataclass
 class LoopConfig:
     """Length and numerics of the loop. Exactly one of ``epochs`` (may be fractional) and
-    ``steps``. ``bf16``/``channels_last``: none = auto (on for CUDA, off on CPU). ``compile``:
-    ``torch.compile`` the encoders on CUDA (opt-in; always off on CPU)."""
+    ``steps``. ``bf16``/``channels_last``: none = auto (on for CUDA and for CPUs with native
+    bf16, :mod:`realnet.runtime`). ``compile``: ``torch.compile`` the encoders on CUDA (opt-in;
+    always off on CPU). ``threads``: CPU intra-op threads (none = ``OMP_NUM_THREADS`` if set,
+    else 1)."""
 
     epochs: float | None = 100.0
     steps: int | None = None
@@ -185,6 +187,7 @@ class LoopConfig:
     bf16: bool | None = None
     channels_last: bool | None = None
     compile: bool = False
+    threads: int | None = None
 
     def validate(self) -> None:
         if (self.epochs is None) == (self.steps is None):
@@ -194,6 +197,7 @@ class LoopConfig:
             _in_range("train.epochs", self.epochs, 0.0, 1e6, lo_open=True)
         _int_at_least("train.steps", self.steps, 1, optional=True)
         _int_at_least("train.batch_size", self.batch_size, 2)
+        _int_at_least("train.threads", self.threads, 1, optional=True)
 
 
 @dataclass

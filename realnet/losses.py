@@ -5,7 +5,7 @@
   not change the gradient). The training step sums it over the two view pairs
   (:func:`realnet.model.ssl_loss`), so the step's loss lies in ``[0, 8]``; its gradient is twice
   that of a ``-cos - cos`` loss, the scale for which the recipe's lr 0.03 and wd 4e-4 are tuned
-  (docs/THEORY.md, section 4).
+  (THEORY.md, section 4).
 - :func:`l2_loss`: ``1/2 mean_i ||p_i - z_i||^2``, the plain L2 loss of the linear theory (Eqn 1).
 
 Both compute in float32 or wider whatever the input dtype (so that a bf16 autocast forward does not lose

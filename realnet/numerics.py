@@ -3,13 +3,13 @@
 Two paths of the same run (same config, same seeds), each trained by :func:`realnet.train.train`:
 
 ``fast``
-    ``train.bf16=auto`` (bf16 autocast on CUDA, off on CPU), ``train.channels_last=true``,
-    ``train.compile=true`` (applied on CUDA only).
+    ``train.bf16=auto`` (bf16 autocast on CUDA and on CPUs with native bf16, off elsewhere),
+    ``train.channels_last=true``, ``train.compile=true`` (applied on CUDA only).
 ``plain``
     ``train.bf16=false``, ``train.channels_last=false``, ``train.compile=false``: eager fp32.
 
-On CPU the two differ only by channels_last (bf16 and compile are CUDA-only by default), so a CPU
-run checks the machinery, not bf16.
+On a CPU without native bf16 the two differ only by channels_last, so such a run checks the
+machinery, not bf16; on a CPU with AMX or AVX512-BF16 it checks bf16 too.
 
 For each path and seed the final kNN top-1 (trunk features) and the effective rank (RankMe of the
 test-set projector outputs) are read from the run's summary. Per metric the verdict compares the
@@ -23,6 +23,7 @@ effect of a few seed standard deviations fails.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
@@ -135,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="smoke size: digits config, width 0.0625, 10 steps of batch 32, 2 seeds")
     p.add_argument("--out", default=None,
                    help="keep the run folders here (default: a temporary folder, removed)")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write the per-seed numbers and the verdicts here")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     a = p.parse_args(argv)
     config, overrides, seeds = a.config, list(a.overrides), a.seeds
@@ -159,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
     print(f"config {config} {' '.join(overrides)}; seeds {seeds}")
     print(format_report(results))
+    if a.json:
+        verdicts = {m: agreement([results["fast"][s][m] for s in seeds],
+                                 [results["plain"][s][m] for s in seeds]) for m in METRICS}
+        Path(a.json).write_text(json.dumps({"config": config, "overrides": overrides,
+                                            "seeds": list(seeds), "results": results,
+                                            "agreement": verdicts}, indent=2, default=str) + "\n")
     return 0
 
 

@@ -48,7 +48,7 @@ Setting schedule (``directpred``, ``directcopy``: every ``freq`` steps; ``optima
     settings fall on steps k, 2k, ... (the first k steps use the initial weight).
 
 Partitioned DirectPred (``partitions = k > 1`` for ``directpred`` and ``directcopy``; the paper's
-input-dependent predictor, docs/THEORY.md section 3)
+input-dependent predictor, THEORY.md section 3)
     ``k`` random hyperplanes ``w_i`` (the columns of a ``(d, k)`` standard normal matrix drawn once
     from a generator seeded by ``partition_seed``). In a batch ``f`` of one view, sample ``b`` lies on
     the positive side of hyperplane ``i`` when ``<w_i, f_b> >= mean_b' <w_i, f_b'>`` (each view's own

@@ -59,6 +59,7 @@ from .model import SSLModel, build_ssl_model, ssl_loss
 from .momentum import momentum_at
 from .optim import build_optimizer, lr_at
 from .predictors import predictor_param_groups
+from .runtime import Runtime, apply_thread_policy, resolve_runtime
 
 __all__ = [
     "NonFiniteError",
@@ -94,32 +95,6 @@ class NonFiniteError(FloatingPointError):
 # ---------------------------------------------------------------------------------------------
 # set-up
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Runtime:
-    """Resolved numerics: ``device`` and the auto flags (on for CUDA, off on CPU); ``compile``
-    only on CUDA."""
-
-    device: torch.device
-    bf16: bool
-    channels_last: bool
-    compile: bool
-
-
-def resolve_runtime(cfg: TrainConfig) -> Runtime:
-    """Resolve ``device="auto"`` and the tri-state numerics flags. A CUDA device that is not
-    there is refused (ValueError naming ``device``)."""
-    name = cfg.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={cfg.device!r}: CUDA is not available here; use device=cpu")
-    device = torch.device(name)
-    cuda = device.type == "cuda"
-    pick = lambda v: cuda if v is None else bool(v)  # noqa: E731
-    return Runtime(device, pick(cfg.train.bf16), pick(cfg.train.channels_last),
-                   cuda and cfg.train.compile)
-
-
 @dataclass
 class RunData:
     """The images a run needs, uint8 on the device; labels int64 on the device."""
@@ -470,6 +445,7 @@ class _Clock:
 def _setup(cfg: TrainConfig, out: Path) -> _Run:
     """Folder, data, schedule length and the step's components (nothing restored yet)."""
     rt = resolve_runtime(cfg)
+    apply_thread_policy(cfg.train.threads, rt.device)
     t_start = time.perf_counter()
     _prepare_folder(cfg, out)
     data = load_run_data(cfg, rt.device)
@@ -708,6 +684,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "device_name": (torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda"
                         else "cpu"),
         "bf16": rt.bf16, "channels_last": rt.channels_last, "compile": rt.compile,
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "total_steps": K, "steps_per_epoch": order.steps_per_epoch,
         "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
@@ -731,6 +708,7 @@ def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, 
         cfg.device = device
     cfg.validate()
     rt = resolve_runtime(cfg)
+    apply_thread_policy(cfg.train.threads, rt.device)
     data = load_run_data(cfg, rt.device)
     augment = GPUAugment(cfg.augment_config(), data.spec, out_size=cfg.data.image_size)
     state = load_checkpoint(folder / CHECKPOINT)

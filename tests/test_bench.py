@@ -173,7 +173,7 @@ def test_bench_tiny_on_cpu_prints_the_table(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = bench.main(["--tiny", "--device", "cpu", "--predictors", "directpred", "linear",
                      "--no-stl", "--baseline", "first", "--aug-batch", "8", "--aug-reps", "1",
-                     "--peak-tflops", "1", "--json", str(out)])
+                     "--peak-tflops", "1", "--bf16", "off", "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     for header in ("pipeline", "method", "predictor", "input", "stem", "batch", "dtype",
@@ -250,3 +250,41 @@ def test_bench_on_cuda_uses_the_fast_path_and_reports_memory(tmp_path, capsys):
     assert fast["peak_mem_gib"] > 0 and base["peak_mem_gib"] > 0
     assert isinstance(fast["host_syncs"], int) and fast["host_syncs"] >= 0
     assert fast["speedup"] == pytest.approx(fast["images_per_s"] / base["images_per_s"])
+
+
+def test_gpu_check_reads_its_targets_off_a_bench_result():
+    from realnet import gpucheck
+
+    bench_json = {"rows": [
+        {"pipeline": "on-device", "predictor": "directpred", "input": "cifar10 32x32",
+         "epoch_s": 2.5, "speedup": 6.0},
+        {"pipeline": "on-device", "predictor": "directpred", "input": "stl10 96x96",
+         "epoch_s": 30.0, "speedup": float("nan")}],
+        "directpred_overhead": {"set_s": 0.001, "step_s": 0.05}}
+    t = gpucheck.targets(bench_json)
+    assert t["epoch_s"] == 2.5 and t["epoch_ok"] and t["speedup_ok"]
+    assert t["directpred_overhead"] == pytest.approx(0.02) and t["directpred_overhead_ok"]
+    bench_json["rows"][0].update(epoch_s=3.5, speedup=float("nan"))
+    bench_json["directpred_overhead"]["set_s"] = 0.003
+    t = gpucheck.targets(bench_json)
+    assert not t["epoch_ok"] and t["speedup"] is None and not t["speedup_ok"]
+    assert not t["directpred_overhead_ok"]
+
+
+def test_cpu_bench_table_side_by_side(tmp_path, capsys):
+    from realnet import cpubench
+
+    out = tmp_path / "cpu.json"
+    rc = cpubench.main(["--config", "digits", "--steps", "2", "--rounds", "1", "--warmup", "1",
+                        "--matmul-n", "64", "--threads", "1", "--json", str(out),
+                        "train.batch_size=16", "model.width=0.0625", "model.proj_hidden_dim=16",
+                        "model.proj_dim=8"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "of peak" in text and "bf16" in text and "fp32" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["dtype"], r["threads"]) for r in rows] == [("fp32", 1), ("bf16", 1)]
+    for r in rows:  # derived columns recomputed from the raw ones
+        assert r["peak_fraction"] == pytest.approx(r["step_gflops"] / r["matmul_peak_gflops"], rel=1e-9)
+    assert rows[0]["speedup"] == pytest.approx(1.0)
+    assert cpubench.main(["--threads", "0"]) == 2

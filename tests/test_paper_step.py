@@ -1,6 +1,6 @@
 """The training step against an independent, hand-written step of the paper's public code.
 
-The reference below follows that code's order (docs/THEORY.md, section 4): forward both views,
+The reference below follows that code's order (THEORY.md, section 4): forward both views,
 update the running correlation with both views' online outputs, predict, take the target outputs
 without gradient, loss ``mean_i(-2 cos(p1_i, t2_i) - 2 cos(p2_i, t1_i))``, SGD with heavy-ball
 momentum and coupled weight decay (``v <- m v + g + wd w``, ``w <- w - lr v``; the first step sets
