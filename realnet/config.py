@@ -206,7 +206,8 @@ class EvalConfig:
 
     kNN monitor (cosine-weighted, on trunk features of the labelled train split as the bank and the
     test split as queries) every ``knn_every`` steps (0 = only at the end). Final linear probe on
-    frozen trunk features, also on a randomly initialised trunk as the baseline.
+    frozen trunk features, also on a randomly initialised trunk as the baseline
+    (``random_init_baseline``) and on the raw normalised pixels (``pixel_baseline``).
 
     Collapse rule (summary ``collapsed``): the run is collapsed when the RankMe effective rank of
     the test-set projector outputs is below ``collapse_rank`` or the std of the L2-normalised
@@ -219,6 +220,7 @@ class EvalConfig:
     knn_temperature: float = 0.1
     linear_probe: bool = True
     random_init_baseline: bool = True
+    pixel_baseline: bool = True
     probe_epochs: int = 100
     probe_lr: float | None = None
     probe_weight_decay: float | None = None
@@ -620,16 +622,38 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
                      f"that name{hint} (shipped: {', '.join(names)})")
 
 
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, tables merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_toml(path: str | Path, chain: tuple[str, ...]) -> dict[str, Any]:
+    """A config file's data; a top-level ``base = "name-or-path"`` starts from that config (its
+    tables merged key by key, this file's values winning), recursively."""
+    resolved = str(resolve_config_path(path))
+    if resolved in chain:
+        raise ValueError(f"--config {str(path)!r}: 'base' makes a cycle: {' -> '.join(chain + (resolved,))}")
+    with open(resolved, "rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"--config {str(path)!r}: not valid TOML: {e}") from None
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ValueError(f"--config {str(path)!r}: base must be a config name or path, got {base!r}")
+    beside = Path(resolved).parent / base
+    return _merge(_read_toml(beside if beside.is_file() else base, chain + (resolved,)), data)
+
+
 def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> TrainConfig:
     """Load a TOML config (a path or a shipped name; ``None`` = the defaults), apply the
     ``key=value`` overrides and validate. Raises ValueError naming the first bad key."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        with open(resolve_config_path(path), "rb") as fh:
-            try:
-                data = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as e:
-                raise ValueError(f"--config {str(path)!r}: not valid TOML: {e}") from None
+    data = {} if path is None else _read_toml(path, ())
     cfg = config_from_dict(data)
     apply_overrides(cfg, overrides)
     return cfg.validate()

@@ -304,8 +304,8 @@ def collapse_verdict(Z: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
 def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: TrainConfig,
                    device: torch.device) -> dict[str, Any]:
     """Final evaluation: kNN, linear probe (final epoch) on frozen trunk features, the same probe
-    on the randomly initialised trunk of the same seed, and the collapse verdict on the test-set
-    projector outputs."""
+    on the randomly initialised trunk of the same seed and on the raw pixels, and the collapse
+    verdict on the test-set projector outputs."""
     out: dict[str, Any] = {}
     tr = _features(model.online.backbone, data.train_x, augment, cfg, device)
     te = _features(model.online.backbone, data.test_x, augment, cfg, device)
@@ -325,6 +325,11 @@ def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: Tra
             r = _probe(_features(rand, data.train_x, augment, cfg, device),
                        _features(rand, data.test_x, augment, cfg, device), data, cfg, device)
             out["linear_top1_random_init"] = float(r["top1"])
+        if cfg.eval.pixel_baseline:  # the same probe on the flattened, normalised pixels
+            flat = torch.nn.Flatten()
+            r = _probe(_features(flat, data.train_x, augment, cfg, device),
+                       _features(flat, data.test_x, augment, cfg, device), data, cfg, device)
+            out["linear_top1_pixels"] = float(r["top1"])
     return out
 
 

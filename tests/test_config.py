@@ -161,3 +161,19 @@ def test_all_keys_lists_every_settable_key():
         for part in filter(None, section.split(".")):
             obj = getattr(obj, part)
         assert hasattr(obj, name), k
+
+
+def test_base_key_merges_tables_and_refuses_cycles(tmp_path):
+    from realnet.config import load_config
+
+    (tmp_path / "parent.toml").write_text('seed = 4\n[optim]\nlr = 0.05\nmomentum = 0.8\n')
+    (tmp_path / "child.toml").write_text('base = "parent.toml"\n[optim]\nlr = 0.01\n')
+    cfg = load_config(tmp_path / "child.toml")
+    assert (cfg.seed, cfg.optim.lr, cfg.optim.momentum) == (4, 0.01, 0.8)  # merged key by key
+    shipped = tmp_path / "on_shipped.toml"
+    shipped.write_text('base = "digits"\n[train]\nsteps = 3\n')
+    assert load_config(shipped).data.dataset == "digits"
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    with pytest.raises(ValueError, match="cycle"):
+        load_config(tmp_path / "a.toml")

@@ -20,7 +20,7 @@ TINY = ["train.steps=8", "train.batch_size=32", "model.width=0.0625", "model.pro
         "model.proj_dim=8", "log.every=2", "log.spectra_every=4", "log.checkpoint_every=3",
         "log.probe_size=64", "eval.knn_every=4", "eval.knn_k=10", "eval.probe_epochs=3",
         "data.train_limit=300", "data.test_limit=100"]
-SUMMARY_KEYS = {"knn_top1", "linear_top1", "linear_top1_random_init", "effective_rank", "collapsed",
+SUMMARY_KEYS = {"knn_top1", "linear_top1", "linear_top1_random_init", "linear_top1_pixels", "effective_rank", "collapsed",
                 "wall_time_s", "steps", "images_per_s", "spectra", "normalised_std"}
 
 
