@@ -93,8 +93,8 @@ LOG_FILE = "sweep.log"
 MANIFEST = "sweep.json"
 
 _TOP_KEYS = {"name", "base", "seeds", "overrides", "tables", "description"}
-_TABLE_KEYS = {"name", "title", "rows", "cols", "grid", "settings", "note"}
-_SETTING_KEYS = {"label", "overrides"}
+_TABLE_KEYS = {"name", "title", "rows", "cols", "grid", "settings", "note", "paper"}
+_SETTING_KEYS = {"label", "overrides", "paper"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,10 +103,12 @@ _SETTING_KEYS = {"label", "overrides"}
 @dataclass(frozen=True)
 class Setting:
     """One cell of a table: its ``label`` ({row key: value[, col key: value]} or {"setting":
-    name}) and the ``overrides`` (``key=value`` strings) that make it."""
+    name}), the ``overrides`` (``key=value`` strings) that make it and, optionally, the paper's
+    number for the same setting (``paper``), whose ordering :mod:`figures.tables` checks."""
 
     label: dict[str, Any]
     overrides: tuple[str, ...]
+    paper: float | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,8 @@ def _named_settings(items: Any, where: str) -> tuple[Setting, ...]:
             raise ValueError(f"{w}.label={label!r}: used twice in this table")
         seen.add(label)
         out.append(Setting({"setting": label}, override_strings(item.get("overrides", {}),
-                                                                 f"{w}.overrides")))
+                                                                 f"{w}.overrides"),
+                           _paper_value(item.get("paper"), f"{w}.paper")))
     return tuple(out)
 
 
@@ -254,7 +257,38 @@ def _table(data: Any, i: int) -> TableSpec:
             raise ValueError(f"{where}: 'rows'/'cols' apply to a grid; a settings table has one "
                              "row per setting label")
         settings, rows, cols = _named_settings(data["settings"], where), "setting", None
+    if "paper" in data:
+        if not has_grid:
+            raise ValueError(f"{where}.paper: a settings table gives 'paper' per setting")
+        settings = _with_paper(settings, data["paper"], rows, cols, f"{where}.paper")
     return TableSpec(name, data.get("title", name), rows, cols, settings, data.get("note", ""))
+
+
+def _paper_value(v: Any, where: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{where}: expected a number, got {v!r}")
+    return float(v)
+
+
+def _with_paper(settings: tuple[Setting, ...], entries: Any, rows: str, cols: str | None,
+                where: str) -> tuple[Setting, ...]:
+    """Attach the paper's numbers of a grid table: ``paper = [[row, value], ...]`` (1-D) or
+    ``[[row, col, value], ...]`` (2-D), each naming a cell of the grid."""
+    n = 2 if cols is None else 3
+    if not isinstance(entries, list) or any(not isinstance(e, list) or len(e) != n for e in entries):
+        raise ValueError(f"{where}: expected a list of [{'row, ' if n == 2 else 'row, col, '}"
+                         f"value] entries, got {entries!r}")
+    keys = [rows] + ([cols] if cols else [])
+    values = {}
+    for e in entries:
+        cell = {k: x for k, x in zip(keys, e[:-1])}
+        match = [i for i, st in enumerate(settings) if st.label == cell]
+        if not match:
+            raise ValueError(f"{where}: {e!r} names no cell of the grid")
+        values[match[0]] = _paper_value(e[-1], where)
+    return tuple(Setting(st.label, st.overrides, values.get(i)) for i, st in enumerate(settings))
 
 
 def _resolve_base(base: Any, folder: Path) -> str:
@@ -525,7 +559,7 @@ def write_manifest(out: Path, spec: SweepSpec, plan: list[PlannedRun]) -> Path:
         "overrides": list(spec.overrides),
         "tables": [{
             "name": t.name, "title": t.title, "rows": t.rows, "cols": t.cols, "note": t.note,
-            "settings": [{"label": s.label, "overrides": list(s.overrides),
+            "settings": [{"label": s.label, "overrides": list(s.overrides), "paper": s.paper,
                           "runs": sorted(folders.get((t.name, i), []))}
                          for i, s in enumerate(t.settings)],
         } for t in spec.tables],

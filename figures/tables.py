@@ -1,13 +1,20 @@
 """Aggregate a sweep's run folders into paper-style tables (the layout of the paper's Tables 6-7):
-mean +- std over seeds of the final linear-probe and kNN top-1, the effective rank (RankMe of
-the test-set projector outputs) and the number of collapsed runs, per table cell.
+mean +- standard error over seeds of the final linear-probe top-1, its gain over the same probe
+on the same seed's randomly initialised trunk (a paired difference), the kNN top-1, the effective
+rank (RankMe of the test-set projector outputs) and the number of collapsed runs, per table cell;
+the random-init and raw-pixel probes as reference rows; and, where the sweep file gives the
+paper's numbers, which of the paper's orderings the sweep reproduces.
 
 Run: ``python -m figures.tables DIR`` (``DIR`` written by :mod:`figures.sweep`; reads
 ``DIR/sweep.json`` and the run folders only). Writes ``DIR/tables.md`` (markdown),
 ``DIR/results.csv`` (one row per table cell) and ``DIR/runs.csv`` (one row per run).
 
 Conventions. ``std`` is the sample standard deviation over the finished seeds (``ddof = 1``;
-empty when fewer than two finished). A run that stopped on NaN/inf (``nonfinite``) has no
+empty when fewer than two finished), ``se = std / sqrt(n)``; the markdown shows ``mean ± se``.
+An ordering of two cells (the paper has ``a > b``) is *reproduced* when the sweep's difference
+of means has the same sign and exceeds twice its standard error
+``sqrt(se_a^2 + se_b^2)``, *reversed* when it has the other sign and exceeds it, and *within
+noise* otherwise; pairs are taken within a 1-D table, and within a row or a column of a 2-D one. A run that stopped on NaN/inf (``nonfinite``) has no
 accuracies; it counts as collapsed and is left out of the means (the cell says how many runs the
 mean has). ``collapsed`` of a finished run is the trainer's own rule (``summary.json``).
 """
@@ -23,16 +30,18 @@ import numpy as np
 
 from ._common import read_json, write_table
 
-__all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "sweep_results",
+__all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "paper_orderings", "sweep_results",
            "markdown_tables", "write_tables", "main"]
 
 #: Summary keys averaged over seeds, with their column titles.
 METRICS: dict[str, str] = {
     "linear_top1": "linear top-1 (%)",
+    "gain": "gain over random init (points)",
     "knn_top1": "kNN top-1 (%)",
     "effective_rank": "eff. rank",
 }
 _BASELINE = "linear_top1_random_init"
+_PIXELS = "linear_top1_pixels"
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
@@ -52,13 +61,14 @@ def run_record(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     summary = read_json(folder / "summary.json")
     status_file = read_json(folder / "sweep_status.json") or {}
-    rec: dict[str, Any] = {k: float("nan") for k in (*METRICS, _BASELINE)}
+    rec: dict[str, Any] = {k: float("nan") for k in (*METRICS, _BASELINE, _PIXELS)}
     if summary is not None:
         rec["status"] = "done"
-        for k in (*METRICS, _BASELINE):
+        for k in (*METRICS, _BASELINE, _PIXELS):
             v = summary.get(k)
             rec[k] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else \
                 float("nan")
+        rec["gain"] = rec["linear_top1"] - rec[_BASELINE]  # paired: the same seed's trunk
         rec["collapsed"] = bool(summary.get("collapsed", False))
         rec["wall_time_s"] = summary.get("wall_time_s", float("nan"))
         return rec
@@ -85,9 +95,34 @@ def aggregate_cell(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "n_collapsed": sum(bool(r.get("collapsed")) for r in records),
     }
     done = [r for r in records if r["status"] == "done"]
-    for k in (*METRICS, _BASELINE):
+    for k in (*METRICS, _BASELINE, _PIXELS):
         m, s, n = mean_std([r[k] for r in done])
         out[f"{k}_mean"], out[f"{k}_std"], out[f"{k}_n"] = m, s, n
+        out[f"{k}_se"] = s / math.sqrt(n) if n >= 2 else float("nan")
+    return out
+
+
+def paper_orderings(cells: Sequence[dict[str, Any]], two_d: bool) -> list[dict[str, Any]]:
+    """Each pair of cells that both have a paper number (different ones) and finished runs:
+    the paper's and the sweep's difference of linear top-1 (``a - b``), its standard error and the
+    verdict (module docstring). For a 2-D table only pairs in one row or one column."""
+    have = [c for c in cells if c.get("paper") is not None and c["linear_top1_n"] > 0]
+    out = []
+    for i, a in enumerate(have):
+        for b in have[i + 1:]:
+            if two_d and a["row"] != b["row"] and a["col"] != b["col"]:
+                continue
+            dp = a["paper"] - b["paper"]
+            if dp == 0:
+                continue
+            d = a["linear_top1_mean"] - b["linear_top1_mean"]
+            se = math.sqrt(a["linear_top1_se"] ** 2 + b["linear_top1_se"] ** 2)
+            if math.isfinite(se) and abs(d) > 2 * se:
+                verdict = "reproduced" if d * dp > 0 else "reversed"
+            else:
+                verdict = "within noise"
+            out.append({"a": a["setting"], "b": b["setting"], "paper_diff": dp, "diff": d,
+                        "se": se, "verdict": verdict})
     return out
 
 
@@ -118,7 +153,7 @@ def sweep_results(out: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]
                     records[folder] = {"run": folder, **run_record(out / folder)}
                 recs.append(records[folder])
             label = setting["label"]
-            cells.append({"table": table["name"],
+            cells.append({"table": table["name"], "paper": setting.get("paper"),
                           "row": label.get(table["rows"]),
                           "col": label.get(table["cols"]) if table["cols"] else None,
                           "setting": ", ".join(f"{k}={v}" for k, v in label.items()),
@@ -131,7 +166,7 @@ def sweep_results(out: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]
 # markdown
 # ---------------------------------------------------------------------------------------------
 def _fmt(cell: dict[str, Any], metric: str) -> str:
-    m, s, n = cell[f"{metric}_mean"], cell[f"{metric}_std"], cell[f"{metric}_n"]
+    m, s, n = cell[f"{metric}_mean"], cell[f"{metric}_se"], cell[f"{metric}_n"]
     if n == 0:
         return "NaN" if cell["n_nonfinite"] else "-"
     text = f"{m:.2f}" if not math.isfinite(s) else f"{m:.2f} ± {s:.2f}"
@@ -167,32 +202,53 @@ def _table_markdown(table: dict[str, Any], cells: list[dict[str, Any]], seeds: i
     lines = [f"### `{table['name']}`: {table['title']}", ""]
     if table.get("note"):
         lines += [table["note"], ""]
+    has_paper = any(c.get("paper") is not None for c in cells)
     if table["cols"] is None:
         head = [_short(table["rows"]), *METRICS.values(), "collapsed / finished"]
+        head += ["paper (STL-10 top-1)"] if has_paper else []
         lines += [_row(head), _row(["---"] * len(head))]
         for c in cells:
+            paper = ([_label(c.get("paper"))] if has_paper else [])
             lines.append(_row([_label(c["row"]), *(_fmt(c, m) for m in METRICS),
-                               _collapsed(c)]))
+                               _collapsed(c), *paper]))
     else:
         rows = list(dict.fromkeys(c["row"] for c in cells))
         cols = list(dict.fromkeys(c["col"] for c in cells))
         by = {(c["row"], c["col"]): c for c in cells}
         corner = f"{_short(table['rows'])} \\ {_short(table['cols'])}"
-        for metric, title in [*METRICS.items(), ("collapsed", "collapsed runs / finished")]:
+        grids = [*METRICS.items(), ("collapsed", "collapsed runs / finished")]
+        grids += [("paper", "paper (STL-10 top-1)")] if has_paper else []
+        for metric, title in grids:
             lines += [f"**{title}**", "", _row([corner, *map(_label, cols)]),
                       _row(["---"] * (len(cols) + 1))]
             for r in rows:
                 lines.append(_row([_label(r), *(
                     "" if (r, c) not in by else
-                    _collapsed(by[(r, c)]) if metric == "collapsed" else _fmt(by[(r, c)], metric)
+                    _collapsed(by[(r, c)]) if metric == "collapsed" else
+                    _label(by[(r, c)].get("paper")) if metric == "paper" else _fmt(by[(r, c)], metric)
                     for c in cols)]))
             lines.append("")
-    base = mean_std([c[f"{_BASELINE}_mean"] for c in cells])
-    if base[2]:
-        lines += ["", f"Linear probe on a randomly initialised trunk (same recipe; mean over "
-                      f"the cells): {base[0]:.2f} %. Mean ± sample std (ddof 1) over "
-                      f"{seeds} seed(s); collapsed = trainer's collapse rule, NaN runs count "
-                      "as collapsed."]
+    for key, what in ((_BASELINE, "a randomly initialised trunk (same recipe and seeds)"),
+                      (_PIXELS, "the raw pixels (same labelled subset)")):
+        ref = mean_std([c[f"{key}_mean"] for c in cells])
+        if ref[2]:
+            lines += ["", f"Reference: the same linear probe on {what}: {ref[0]:.2f} % "
+                          "(mean over the cells)."]
+    lines += ["", f"Mean ± standard error over {seeds} seed(s) (sample std / sqrt(n)); the gain "
+                  "is the paired difference with the same seed's random-init trunk; collapsed = "
+                  "the trainer's collapse rule, NaN runs count as collapsed."]
+    pairs = paper_orderings(cells, table["cols"] is not None)
+    if pairs:
+        counts = {v: sum(p["verdict"] == v for p in pairs)
+                  for v in ("reproduced", "reversed", "within noise")}
+        lines += ["", f"**The paper's orderings** (linear top-1, a - b): "
+                      f"{counts['reproduced']} reproduced, {counts['reversed']} reversed, "
+                      f"{counts['within noise']} within noise (|diff| <= 2 se), of {len(pairs)}.", "",
+                  _row(["a", "b", "paper a - b", "this sweep a - b", "verdict"]),
+                  _row(["---"] * 5)]
+        for p in pairs:
+            ours = "-" if not math.isfinite(p["se"]) else f"{p['diff']:+.2f} ± {p['se']:.2f}"
+            lines.append(_row([p["a"], p["b"], f"{p['paper_diff']:+.2f}", ours, p["verdict"]]))
     return lines + [""]
 
 

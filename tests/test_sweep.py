@@ -161,7 +161,7 @@ def test_skip_finished_resume_and_failures(tmp_path):
     assert status["status"] == "nonfinite" and status["returncode"] == 3
     assert "--out" in status["command"] and "seed=1" in status["command"]
     # the failed run has no verdict yet; the NaN run counts as collapsed
-    assert "| 2 | NaN | NaN | NaN | 1/1 (1 NaN, 1 not finished) |" in (tmp_path / "tables.md").read_text()
+    assert "| 2 | NaN | NaN | NaN | NaN | 1/1 (1 NaN, 1 not finished) |" in (tmp_path / "tables.md").read_text()
 
     # second invocation: finished runs and the NaN result are skipped, the crash is retried
     fake2 = FakeLauncher()
@@ -245,6 +245,7 @@ def test_tables_from_folders(tmp_path):
             return sw.RunOutcome("nonfinite", 3, 0.0, "error: nan")
         (folder / "summary.json").write_text(json.dumps({
             "linear_top1": values[key], "knn_top1": values[key] - 10.0,
+            "linear_top1_random_init": 60.0 + key[1],
             "effective_rank": 2.0 * key[1], "collapsed": key == ("freq=2", 1)}))
         return sw.RunOutcome("done", 0, 0.0)
 
@@ -268,8 +269,11 @@ def test_tables_from_folders(tmp_path):
     assert (f2["n_done"], f2["n_nonfinite"], f2["n_collapsed"], f2["linear_top1_n"]) == \
         (2, 1, 2, 2)
     md = (tmp_path / "tables.md").read_text()
-    assert "| 1 | 72.00 ± 2.00 | 62.00 ± 2.00 | 2.00 ± 2.00 | 0/3 |" in md
-    assert "| 2 | 51.50 ± 2.12 (n=2) |" in md and "2/3 (1 NaN)" in md
+    # mean ± se, se = std / sqrt(n): 2 / sqrt(3) = 1.15; the gain is paired per seed:
+    # 70 - 60, 72 - 61, 74 - 62 = 10, 11, 12 -> 11 ± 1/sqrt(3); freq=2: -10, -8 -> -9 ± 1
+    assert "| 1 | 72.00 ± 1.15 | 11.00 ± 0.58 | 62.00 ± 1.15 | 2.00 ± 1.15 | 0/3 |" in md
+    assert "| 2 | 51.50 ± 1.50 (n=2) | -9.00 ± 1.00 (n=2) |" in md and "2/3 (1 NaN)" in md
+    assert base["linear_top1_se"] == pytest.approx(2.0 / math.sqrt(3.0), rel=1e-9)
     runs = read_table(tmp_path / "runs.csv")
     assert sorted(runs["status"].tolist()) == ["done"] * 5 + ["nonfinite"]
     # re-aggregation from the folders alone gives the same files
@@ -383,3 +387,33 @@ def test_fig2_reads_snapshots(tmp_path):
                                                            abs=1e-10)
     assert summary["D"]["last_asymmetry"] == pytest.approx(0.0, abs=1e-10)
     assert summary["D"]["last_Wp_sym_eig_max"] == pytest.approx(1.1, abs=1e-10)
+
+
+def test_paper_orderings_against_hand_numbers():
+    """Three cells, paper a > b > c. Sweep: a - b = 2.0 with se sqrt(0.5^2 + 0.5^2) = 0.707
+    (2.83 se: reproduced); b - c = -0.5 (0.71 se: within noise); a - c = 1.5 (2.1 se:
+    reproduced); a cell without a paper number is left out."""
+    def cell(name, paper, mean, se, row=1, col=None):
+        return {"setting": name, "paper": paper, "linear_top1_mean": mean, "linear_top1_se": se,
+                "linear_top1_n": 3, "row": row, "col": col}
+    cells = [cell("a", 78.0, 80.0, 0.5), cell("b", 77.0, 78.0, 0.5), cell("c", 70.0, 78.5, 0.5),
+             cell("d", None, 90.0, 0.5)]
+    got = {(p["a"], p["b"]): p["verdict"] for p in tb.paper_orderings(cells, two_d=False)}
+    assert got == {("a", "b"): "reproduced", ("a", "c"): "reproduced", ("b", "c"): "within noise"}
+    cells = [cell("a", 78.0, 75.0, 0.5), cell("b", 77.0, 80.0, 0.5)]
+    assert tb.paper_orderings(cells, two_d=False)[0]["verdict"] == "reversed"
+    # 2-D: only pairs sharing a row or a column
+    grid = [cell("x", 1.0, 1.0, 0.1, row=1, col=1), cell("y", 2.0, 2.0, 0.1, row=2, col=2),
+            cell("z", 3.0, 3.0, 0.1, row=1, col=2)]
+    pairs = {(p["a"], p["b"]) for p in tb.paper_orderings(grid, two_d=True)}
+    assert pairs == {("x", "z"), ("y", "z")}
+
+
+def test_paper_numbers_attach_to_grid_cells_and_bad_ones_are_refused():
+    spec = sw.sweep_from_dict({
+        "base": "digits", "seeds": [0],
+        "tables": [{"name": "f", "grid": {"predictor.freq": [1, 5]}, "paper": [[1, 77.86], [5, 77.54]]}]})
+    assert [st.paper for st in spec.tables[0].settings] == [77.86, 77.54]
+    with pytest.raises(ValueError, match="names no cell"):
+        sw.sweep_from_dict({"base": "digits", "tables": [
+            {"name": "f", "grid": {"predictor.freq": [1]}, "paper": [[2, 70.0]]}]})
