@@ -9,8 +9,9 @@ figures:
 
 .PHONY: sweep-cpu
 SWEEP_OUT ?= figures/out/sweeps/cpu
-# DirectPred ablations at CPU scale (paper's Tables 6-7 on Fashion-MNIST, 300 steps, 2 seeds):
-# 30 runs, two at a time with one thread each; resumable (rerun to continue), then tables.md.
+# The Fashion-MNIST CPU recipe, 3 seeds: the predictors table of the README and DirectPred's
+# ablations (paper's Tables 6-7): 22 settings x 3 seeds = 66 runs, two at a time with one thread
+# each; resumable (rerun to continue), then tables.md.
 sweep-cpu:
 	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/cpu.toml --out $(SWEEP_OUT) --jobs 2
 

@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from .integrate import NonFiniteStateError, _Progress, save_grid
-from .modes import MODE_VARIABLES, _ema_rate, _mode_derivs
+from .rhs import MODE_VARIABLES, _ema_rate, _mode_derivs
 
 __all__ = ["integrate_fixed_step", "advance", "CHUNK"]
 

@@ -25,7 +25,8 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .modes import _mode_derivs, _numba_kernels, integrate_modes
+from .modes import _numba_kernels, integrate_modes
+from .rhs import _mode_derivs
 
 __all__ = ["benchmark_grid", "main"]
 

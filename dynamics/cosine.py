@@ -91,11 +91,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from analysis.metrics import eigh_desc
+from .linalg import eigh_desc
 
 from ._validate import check_finite, check_nonnegative, check_positive
 from .integrate import NonFiniteStateError, integrate, save_grid
-from .modes import mode_rhs
+from .rhs import mode_rhs
 from .sgd import (DirectPredConfig, directpred_wp, directset_p, minibatch_gradients, minibatch_loss,
                   psd_sqrt, sample_views)
 

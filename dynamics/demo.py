@@ -133,7 +133,7 @@ def plot_phase_portraits(cfg: DemoConfig, data: dict[str, Any], path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .modes import mode_rhs
+    from .rhs import mode_rhs
 
     fig, axes = plt.subplots(1, len(cfg.etas), figsize=(5.2 * len(cfg.etas), 4.6), squeeze=False)
     pg, sg = np.meshgrid(np.linspace(*cfg.p_range, 60), np.linspace(*cfg.s_range, 60))

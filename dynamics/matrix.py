@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from analysis.metrics import sym
+from .linalg import sym
 
 from ._validate import (check_finite, check_nonnegative, check_positive, check_psd, check_shape,
                         check_symmetric)

@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.jsonio import json_ready as _json_value
-from analysis.metrics import (commutator_norm, matrix_correlation, spectrum, sym,
-                              sym_antisym_norms)
+from .jsonio import json_ready as _json_value
+from .linalg import commutator_norm, matrix_correlation, spectrum, sym, sym_antisym_norms
 
 __all__ = [
     "K_matrix",

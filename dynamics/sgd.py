@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.metrics import eigh_desc, sym
+from .linalg import eigh_desc, sym
 
 from ._validate import check_in_range, check_nonnegative, check_positive
 from .integrate import NonFiniteStateError, save_grid

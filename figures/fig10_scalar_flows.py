@@ -19,7 +19,7 @@ import numpy as np
 
 from dynamics import NonFiniteStateError, integrate_modes, integrate_scalar_byol
 from dynamics.exact import collapse_threshold, fixed_point_stability
-from dynamics.modes import scalar_byol_rhs
+from dynamics.rhs import scalar_byol_rhs
 
 from ._common import FigureData, label_panel, rows, run_figure
 

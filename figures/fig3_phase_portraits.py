@@ -23,7 +23,7 @@ import numpy as np
 from dynamics import integrate_modes
 from dynamics.exact import (collapse_threshold, fixed_point_branches, fixed_point_stability,
                             mode_jacobian, separatrix)
-from dynamics.modes import mode_rhs
+from dynamics.rhs import mode_rhs
 
 from ._common import FigureData, label_panel, rows, run_figure
 

@@ -8,7 +8,7 @@ that comes and goes on a shared machine hits them alike. Each step is timed alon
 the median images/s, its 10-90 % range over steps (two threads on a busy 2-core machine show up as
 a wide range), the speed-up over fp32 on one thread, and the fraction of the machine's measured
 matmul peak reached: the step's convolution/matmul FLOPs per second (counted by
-:func:`realnet.bench.step_flops_per_image`) over the best ``n x n`` matmul rate of the same dtype at
+:func:`realnet.benchutil.step_flops_per_image`) over the best ``n x n`` matmul rate of the same dtype at
 the same thread count (``--matmul-n``, measured here, not a datasheet figure).
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 
 from analysis.jsonio import json_ready
 
+from .benchutil import _num, format_table, step_flops_per_image
 from .config import load_config
 from .data import dataset_spec
 from .momentum import momentum_at
@@ -126,8 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from .bench import format_table, step_flops_per_image, _num
-
     flops = step_flops_per_image(cases[0].cfg)
     total = a.warmup + a.rounds * a.steps
     for c in cases:

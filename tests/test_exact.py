@@ -5,7 +5,7 @@ import pytest
 from dynamics import classify_basin, collapse_threshold, fixed_points, integrate_modes, invariant_c
 from dynamics.exact import (ema_tau_on_parabola, fixed_point_branches, fixed_point_stability,
                             mode_jacobian, parabola_flow, parabola_flow_slope, separatrix)
-from dynamics.modes import mode_rhs
+from dynamics.rhs import mode_rhs
 
 
 def test_threshold_and_fixed_points_closed_forms():

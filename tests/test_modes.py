@@ -4,7 +4,7 @@ import pytest
 
 from dynamics import NonFiniteStateError, integrate_modes, integrate_scalar_byol
 from dynamics.exact import fixed_point_branches, invariant_c, invariant_c_at
-from dynamics.modes import mode_rhs, scalar_byol_rhs
+from dynamics.rhs import mode_rhs, scalar_byol_rhs
 
 EPS = np.finfo(float).eps
 
