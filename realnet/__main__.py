@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imports after parsing so that --help is instant.
     from .config import load_config, shipped_configs
     from .data import MissingDatasetError
-    from .train import NonFiniteError, evaluate_run, train
+    from .evaluate import evaluate_run
+    from .train import NonFiniteError, train
 
     if args.command == "configs":
         print("\n".join(shipped_configs()))

@@ -54,7 +54,8 @@ from .data import dataset_spec
 from .momentum import momentum_at
 from .optim import lr_at
 from .predictors import build_predictor
-from .train import BatchOrder, Runtime, build_train_step, resolve_runtime
+from .runtime import Runtime, resolve_runtime
+from .train import BatchOrder, build_train_step
 
 __all__ = [
     "EPOCH_IMAGES",

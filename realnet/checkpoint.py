@@ -28,7 +28,11 @@ __all__ = [
     "restore_rng_state",
     "all_finite",
     "remove_stale_temporaries",
+    "CHECKPOINT",
 ]
+
+#: Checkpoint file inside a run folder.
+CHECKPOINT = Path("checkpoints") / "last.pt"
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:

@@ -34,9 +34,13 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # the config imports this module
+    from .config import TrainConfig
 
 __all__ = [
     "DatasetSpec",
@@ -49,6 +53,8 @@ __all__ = [
     "load_images",
     "read_idx",
     "digits_split_mask",
+    "RunData",
+    "load_run_data",
 ]
 
 #: ``"ssl"``: the pool SSL trains on; ``"train"``: labelled train split (probe fit);
@@ -300,3 +306,34 @@ _LOADERS: dict[str, Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray]]] 
     "fashion_mnist": _load_fashion_mnist,
     "digits": _load_digits,
 }
+
+
+@dataclass
+class RunData:
+    """The images a run needs, uint8 on the device; labels int64 on the device."""
+
+    spec: DatasetSpec
+    ssl: torch.Tensor
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
+    """Load the SSL pool and the labelled train/test splits (first ``data.*_limit`` images)."""
+    d = cfg.data
+
+    def get(split: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = load_images(d.dataset, d.root, split, download=d.download)
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        return x.to(device), y.to(device)
+
+    ssl, _ = get("ssl", d.ssl_limit)
+    if len(ssl) < cfg.train.batch_size:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the SSL pool "
+                         f"({len(ssl)} images); allowed at most {len(ssl)}")
+    train_x, train_y = get("train", d.train_limit)
+    test_x, test_y = get("test", d.test_limit)
+    return RunData(dataset_spec(d.dataset), ssl, train_x, train_y, test_x, test_y)

@@ -1,4 +1,7 @@
-"""Evaluation of a frozen trunk: feature extraction, weighted kNN monitor, linear probe.
+"""Evaluation of a frozen trunk: feature extraction, weighted kNN monitor, linear probe; and a
+run's evaluation built from them (:func:`knn_monitor` during training, :func:`evaluate_model` at
+the end: kNN, probe, the same probe on the same seed's random-init trunk and on raw pixels, the
+collapse rule; :func:`evaluate_run` re-probes a run folder's last checkpoint).
 
 - :func:`extract_features`: the trunk in eval mode (BatchNorm running statistics), images only
   normalised (no augmentation); the trunk's train/eval mode is restored afterwards.
@@ -11,15 +14,27 @@
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import GPUAugment
+from analysis import metrics
 
-__all__ = ["extract_features", "knn_top1", "knn_predict", "linear_probe"]
+from .augment import GPUAugment
+from .checkpoint import CHECKPOINT, load_checkpoint
+from .config import TrainConfig, config_from_dict
+from .data import RunData, load_run_data
+from .model import SSLModel, build_ssl_model
+from .runtime import apply_thread_policy, resolve_runtime
+
+__all__ = ["extract_features", "knn_top1", "knn_predict", "linear_probe", "knn_monitor",
+           "collapse_verdict", "evaluate_model", "evaluate_run"]
 
 
 @torch.no_grad()
@@ -166,3 +181,107 @@ def linear_probe(train_feats: torch.Tensor, train_labels: torch.Tensor, test_fea
             "train_loss": F.cross_entropy(logits_tr, ytr).item(),
             "train_objective": (F.cross_entropy(logits_tr, ytr) + 0.5 * weight_decay * weight.pow(2).sum()).item(),
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# a run's evaluation (the trainer's monitors and end of run, and `python -m realnet eval`)
+# ---------------------------------------------------------------------------------------------
+def _features(module: torch.nn.Module, x: torch.Tensor, augment: GPUAugment, cfg: TrainConfig,
+              device: torch.device) -> torch.Tensor:
+    was = module.training
+    try:
+        return extract_features(module, x, augment, batch_size=cfg.eval.batch_size, device=device)
+    finally:
+        module.train(was)
+
+
+def knn_monitor(model: SSLModel, data: RunData, augment: GPUAugment, cfg: TrainConfig,
+                device: torch.device) -> float:
+    """Cosine-weighted kNN top-1 (percent) on trunk features: labelled train bank, test queries."""
+    bank = _features(model.online.backbone, data.train_x, augment, cfg, device)
+    query = _features(model.online.backbone, data.test_x, augment, cfg, device)
+    return float(knn_top1(bank, data.train_y, query, data.test_y, k=cfg.eval.knn_k,
+                          temperature=cfg.eval.knn_temperature, num_classes=data.spec.num_classes))
+
+
+def _probe(train_f: torch.Tensor, test_f: torch.Tensor, data: RunData, cfg: TrainConfig,
+           device: torch.device) -> dict[str, Any]:
+    e = cfg.eval
+    kw: dict[str, Any] = {"epochs": e.probe_epochs, "batch_size": e.probe_batch_size,
+                          "seed": cfg.seed, "device": device}
+    if e.probe_lr is not None:
+        kw["lr"] = e.probe_lr
+    if e.probe_weight_decay is not None:
+        kw["weight_decay"] = e.probe_weight_decay
+    return linear_probe(train_f, data.train_y, test_f, data.test_y,
+                        num_classes=data.spec.num_classes, **kw)
+
+
+def collapse_verdict(Z: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
+    """The collapse rule of :class:`realnet.config.EvalConfig` on embeddings ``Z`` (n, d):
+    collapsed when RankMe ``< eval.collapse_rank`` or the normalised-embedding std
+    ``< eval.collapse_std_fraction / sqrt(d)``."""
+    rank = metrics.effective_rank(Z)
+    std = metrics.normalised_embedding_std(Z)
+    std_floor = cfg.eval.collapse_std_fraction / math.sqrt(Z.shape[1])
+    return {"effective_rank": rank, "normalised_std": std, "normalised_std_floor": std_floor,
+            "collapsed": bool(rank < cfg.eval.collapse_rank or std < std_floor)}
+
+
+def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: TrainConfig,
+                   device: torch.device) -> dict[str, Any]:
+    """Final evaluation: kNN, linear probe (final epoch) on frozen trunk features, the same probe
+    on the randomly initialised trunk of the same seed and on the raw pixels, and the collapse
+    verdict on the test-set projector outputs."""
+    out: dict[str, Any] = {}
+    tr = _features(model.online.backbone, data.train_x, augment, cfg, device)
+    te = _features(model.online.backbone, data.test_x, augment, cfg, device)
+    out["knn_top1"] = float(knn_top1(tr, data.train_y, te, data.test_y, k=cfg.eval.knn_k,
+                                     temperature=cfg.eval.knn_temperature,
+                                     num_classes=data.spec.num_classes))
+    z_test = _features(model.online, data.test_x, augment, cfg, device).double().cpu().numpy()
+    out.update(collapse_verdict(z_test, cfg))
+    out["effective_rank_trunk"] = metrics.effective_rank(te.double().cpu().numpy())
+    if cfg.eval.linear_probe:
+        res = _probe(tr, te, data, cfg, device)
+        out["linear_top1"] = float(res["top1"])
+        out["linear_train_top1"] = float(res.get("train_top1", float("nan")))
+        if cfg.eval.random_init_baseline:
+            with torch.random.fork_rng(devices=[]):
+                rand = build_ssl_model(cfg, data.spec).online.backbone.to(device)
+            r = _probe(_features(rand, data.train_x, augment, cfg, device),
+                       _features(rand, data.test_x, augment, cfg, device), data, cfg, device)
+            out["linear_top1_random_init"] = float(r["top1"])
+        if cfg.eval.pixel_baseline:  # the same probe on the flattened, normalised pixels
+            flat = torch.nn.Flatten()
+            r = _probe(_features(flat, data.train_x, augment, cfg, device),
+                       _features(flat, data.test_x, augment, cfg, device), data, cfg, device)
+            out["linear_top1_pixels"] = float(r["top1"])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# re-evaluation of a finished (or interrupted) run
+# ---------------------------------------------------------------------------------------------
+def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, Any]:
+    """Re-probe the last checkpoint of a run folder (``python -m realnet eval``); writes and
+    returns ``eval.json``."""
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json; not a run folder")
+    cfg = config_from_dict(json.loads(cfg_path.read_text()))
+    if device is not None:
+        cfg.device = device
+    cfg.validate()
+    rt = resolve_runtime(cfg)
+    apply_thread_policy(cfg.train.threads, rt.device)
+    data = load_run_data(cfg, rt.device)
+    augment = GPUAugment(cfg.augment_config(), data.spec, out_size=cfg.data.image_size)
+    state = load_checkpoint(folder / CHECKPOINT)
+    model = build_ssl_model(cfg, data.spec).to(rt.device)
+    model.load_state_dict(state["model"])
+    res = evaluate_model(model, data, augment, cfg, rt.device)
+    res.update(step=state["step"], total_steps=state["total_steps"], complete=state["complete"])
+    (folder / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
+    return res

@@ -45,15 +45,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from analysis import metrics
-
 from . import spectra
 from .augment import GPUAugment
-from .checkpoint import (all_finite, capture_rng_state, load_checkpoint, remove_stale_temporaries,
+from .checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_checkpoint, remove_stale_temporaries,
                          restore_rng_state, save_checkpoint)
 from .config import TrainConfig, config_diff, config_from_dict, config_to_dict
-from .data import DatasetSpec, dataset_spec, load_images
-from .evaluate import extract_features, knn_top1, linear_probe
+from .data import DatasetSpec, RunData, load_run_data
+from .evaluate import evaluate_model, knn_monitor
 from .losses import LOSSES
 from .model import SSLModel, build_ssl_model, ssl_loss
 from .momentum import momentum_at
@@ -63,22 +61,13 @@ from .runtime import Runtime, apply_thread_policy, resolve_runtime
 
 __all__ = [
     "NonFiniteError",
-    "Runtime",
-    "RunData",
     "BatchOrder",
-    "resolve_runtime",
-    "load_run_data",
     "param_groups",
     "TrainStep",
     "build_train_step",
     "train",
-    "evaluate_model",
-    "evaluate_run",
-    "CHECKPOINT",
 ]
 
-#: Checkpoint file inside a run folder.
-CHECKPOINT = Path("checkpoints") / "last.pt"
 #: Offsets of the seeds of the loop's own generators (kept apart from the model seed).
 _AUG_SEED, _PROBE_SEED, _PROBE_PICK_SEED = 1, 2, 3
 
@@ -95,37 +84,6 @@ class NonFiniteError(FloatingPointError):
 # ---------------------------------------------------------------------------------------------
 # set-up
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class RunData:
-    """The images a run needs, uint8 on the device; labels int64 on the device."""
-
-    spec: DatasetSpec
-    ssl: torch.Tensor
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-
-
-def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
-    """Load the SSL pool and the labelled train/test splits (first ``data.*_limit`` images)."""
-    d = cfg.data
-
-    def get(split: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = load_images(d.dataset, d.root, split, download=d.download)
-        if limit is not None:
-            x, y = x[:limit], y[:limit]
-        return x.to(device), y.to(device)
-
-    ssl, _ = get("ssl", d.ssl_limit)
-    if len(ssl) < cfg.train.batch_size:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the SSL pool "
-                         f"({len(ssl)} images); allowed at most {len(ssl)}")
-    train_x, train_y = get("train", d.train_limit)
-    test_x, test_y = get("test", d.test_limit)
-    return RunData(dataset_spec(d.dataset), ssl, train_x, train_y, test_x, test_y)
-
-
 class BatchOrder:
     """Epoch permutations of ``n`` images, ``n // batch_size`` full batches per epoch (the last
     partial batch is dropped). The permutation of epoch ``e`` comes from a generator seeded by
@@ -259,80 +217,6 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime) -> TrainS
 # ---------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------
-def _features(module: torch.nn.Module, x: torch.Tensor, augment: GPUAugment, cfg: TrainConfig,
-              device: torch.device) -> torch.Tensor:
-    was = module.training
-    try:
-        return extract_features(module, x, augment, batch_size=cfg.eval.batch_size, device=device)
-    finally:
-        module.train(was)
-
-
-def knn_monitor(model: SSLModel, data: RunData, augment: GPUAugment, cfg: TrainConfig,
-                device: torch.device) -> float:
-    """Cosine-weighted kNN top-1 (percent) on trunk features: labelled train bank, test queries."""
-    bank = _features(model.online.backbone, data.train_x, augment, cfg, device)
-    query = _features(model.online.backbone, data.test_x, augment, cfg, device)
-    return float(knn_top1(bank, data.train_y, query, data.test_y, k=cfg.eval.knn_k,
-                          temperature=cfg.eval.knn_temperature, num_classes=data.spec.num_classes))
-
-
-def _probe(train_f: torch.Tensor, test_f: torch.Tensor, data: RunData, cfg: TrainConfig,
-           device: torch.device) -> dict[str, Any]:
-    e = cfg.eval
-    kw: dict[str, Any] = {"epochs": e.probe_epochs, "batch_size": e.probe_batch_size,
-                          "seed": cfg.seed, "device": device}
-    if e.probe_lr is not None:
-        kw["lr"] = e.probe_lr
-    if e.probe_weight_decay is not None:
-        kw["weight_decay"] = e.probe_weight_decay
-    return linear_probe(train_f, data.train_y, test_f, data.test_y,
-                        num_classes=data.spec.num_classes, **kw)
-
-
-def collapse_verdict(Z: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
-    """The collapse rule of :class:`realnet.config.EvalConfig` on embeddings ``Z`` (n, d):
-    collapsed when RankMe ``< eval.collapse_rank`` or the normalised-embedding std
-    ``< eval.collapse_std_fraction / sqrt(d)``."""
-    rank = metrics.effective_rank(Z)
-    std = metrics.normalised_embedding_std(Z)
-    std_floor = cfg.eval.collapse_std_fraction / math.sqrt(Z.shape[1])
-    return {"effective_rank": rank, "normalised_std": std, "normalised_std_floor": std_floor,
-            "collapsed": bool(rank < cfg.eval.collapse_rank or std < std_floor)}
-
-
-def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: TrainConfig,
-                   device: torch.device) -> dict[str, Any]:
-    """Final evaluation: kNN, linear probe (final epoch) on frozen trunk features, the same probe
-    on the randomly initialised trunk of the same seed and on the raw pixels, and the collapse
-    verdict on the test-set projector outputs."""
-    out: dict[str, Any] = {}
-    tr = _features(model.online.backbone, data.train_x, augment, cfg, device)
-    te = _features(model.online.backbone, data.test_x, augment, cfg, device)
-    out["knn_top1"] = float(knn_top1(tr, data.train_y, te, data.test_y, k=cfg.eval.knn_k,
-                                     temperature=cfg.eval.knn_temperature,
-                                     num_classes=data.spec.num_classes))
-    z_test = _features(model.online, data.test_x, augment, cfg, device).double().cpu().numpy()
-    out.update(collapse_verdict(z_test, cfg))
-    out["effective_rank_trunk"] = metrics.effective_rank(te.double().cpu().numpy())
-    if cfg.eval.linear_probe:
-        res = _probe(tr, te, data, cfg, device)
-        out["linear_top1"] = float(res["top1"])
-        out["linear_train_top1"] = float(res.get("train_top1", float("nan")))
-        if cfg.eval.random_init_baseline:
-            with torch.random.fork_rng(devices=[]):
-                rand = build_ssl_model(cfg, data.spec).online.backbone.to(device)
-            r = _probe(_features(rand, data.train_x, augment, cfg, device),
-                       _features(rand, data.test_x, augment, cfg, device), data, cfg, device)
-            out["linear_top1_random_init"] = float(r["top1"])
-        if cfg.eval.pixel_baseline:  # the same probe on the flattened, normalised pixels
-            flat = torch.nn.Flatten()
-            r = _probe(_features(flat, data.train_x, augment, cfg, device),
-                       _features(flat, data.test_x, augment, cfg, device), data, cfg, device)
-            out["linear_top1_pixels"] = float(r["top1"])
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
@@ -696,30 +580,3 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
     }
     (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
-
-
-# ---------------------------------------------------------------------------------------------
-# re-evaluation of a finished (or interrupted) run
-# ---------------------------------------------------------------------------------------------
-def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, Any]:
-    """Re-probe the last checkpoint of a run folder (``python -m realnet eval``); writes and
-    returns ``eval.json``."""
-    folder = Path(folder)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; not a run folder")
-    cfg = config_from_dict(json.loads(cfg_path.read_text()))
-    if device is not None:
-        cfg.device = device
-    cfg.validate()
-    rt = resolve_runtime(cfg)
-    apply_thread_policy(cfg.train.threads, rt.device)
-    data = load_run_data(cfg, rt.device)
-    augment = GPUAugment(cfg.augment_config(), data.spec, out_size=cfg.data.image_size)
-    state = load_checkpoint(folder / CHECKPOINT)
-    model = build_ssl_model(cfg, data.spec).to(rt.device)
-    model.load_state_dict(state["model"])
-    res = evaluate_model(model, data, augment, cfg, rt.device)
-    res.update(step=state["step"], total_steps=state["total_steps"], complete=state["complete"])
-    (folder / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
-    return res

@@ -16,8 +16,10 @@ from realnet.config import load_config
 from realnet.data import dataset_spec
 from realnet.momentum import momentum_at
 from realnet.optim import lr_at
-from realnet.train import (CHECKPOINT, BatchOrder, TrainStep, build_train_step, load_run_data,
-                           resolve_runtime, train)
+from realnet.checkpoint import CHECKPOINT
+from realnet.data import load_run_data
+from realnet.runtime import resolve_runtime
+from realnet.train import BatchOrder, TrainStep, build_train_step, train
 
 TINY = ["train.batch_size=32", "model.width=0.0625", "model.proj_hidden_dim=32",
         "model.proj_dim=8", "eval.knn_k=10", "eval.probe_epochs=2", "data.train_limit=200",

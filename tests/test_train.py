@@ -13,7 +13,8 @@ from realnet.config import load_config
 from realnet.data import dataset_spec
 from realnet.losses import byol_cosine
 from realnet.model import build_ssl_model, ssl_loss
-from realnet.train import CHECKPOINT, BatchOrder, NonFiniteError, train
+from realnet.checkpoint import CHECKPOINT
+from realnet.train import BatchOrder, NonFiniteError, train
 
 # 8 steps of batch 32 on 8x8 digits with a 4-channel ResNet-18: a few seconds per run.
 TINY = ["train.steps=8", "train.batch_size=32", "model.width=0.0625", "model.proj_hidden_dim=32",
@@ -208,7 +209,7 @@ def test_public_code_target_init_differs_from_the_online_network():
 
 
 def test_collapse_rule_fires_on_a_point_and_on_a_line_but_not_on_a_cloud():
-    from realnet.train import collapse_verdict
+    from realnet.evaluate import collapse_verdict
 
     cfg = load_config("digits")  # collapse_rank 1.5, std fraction 0.1 of 1/sqrt(d)
     rng = np.random.default_rng(0)
