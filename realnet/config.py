@@ -45,7 +45,7 @@ from .augment import AugmentConfig
 from .data import DATASETS
 from .losses import LOSSES
 from .models import ARCHS, STEMS
-from .optim import OptimConfig
+from .optim import LR_SCHEDULES, OptimConfig
 from .predictors import PredictorConfig
 
 __all__ = [
@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 METHODS = ("byol", "simsiam")
-EMA_SCHEDULES = ("constant", "cosine")
+EMA_SCHEDULES = tuple(LR_SCHEDULES)  # one schedule family for the lr and the EMA momentum
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,18 +8,17 @@ Discrete form of ``dWa/dt = beta (W - Wa)`` (THEORY.md section 1): after each op
 ``1 - (1 - base)(cos(pi k / K) + 1) / 2`` from ``base`` at ``k = 0`` to 1 at ``k = K``.
 
 Note (THEORY.md section 4): BYOL initialises the target as a copy of the online network, the
-paper's public code does not; :func:`copy_online_to_target` is the explicit copy for callers that
-want BYOL's start.
+paper's public code does not (``method.target_init_copy``, :func:`realnet.model.build_ssl_model`).
 """
 from __future__ import annotations
 
-import math
-from typing import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["ema_update", "copy_online_to_target", "momentum_at", "MOMENTUM_SCHEDULES"]
+from .optim import LR_SCHEDULES
+
+__all__ = ["ema_update", "momentum_at"]
 
 
 def _paired(target: nn.Module, online: nn.Module, kind: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -54,36 +53,21 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
         t.copy_(o)
 
 
-@torch.no_grad()
-def copy_online_to_target(target: nn.Module, online: nn.Module) -> None:
-    """BYOL's initialisation: target parameters and buffers become exact copies of the online ones."""
-    for kind in ("parameters", "buffers"):
-        for t, o in zip(*_paired(target, online, kind)):
-            t.copy_(o)
-
-
-def _constant(step: int, total_steps: int, base: float) -> float:
-    return base
-
-
-def _cosine(step: int, total_steps: int, base: float) -> float:
-    return 1.0 - (1.0 - base) * (math.cos(math.pi * step / total_steps) + 1.0) / 2.0
-
-
-MOMENTUM_SCHEDULES: dict[str, Callable[[int, int, float], float]] = {"constant": _constant, "cosine": _cosine}
-
-
 def momentum_at(step: int, total_steps: int, base: float, schedule: str = "constant") -> float:
     """EMA momentum ``gamma_a`` at optimiser step ``step`` (0-based, ``0 <= step <= total_steps``).
 
-    ``"constant"``: ``base``. ``"cosine"`` (BYOL): ``1 - (1 - base)(cos(pi step/total) + 1)/2``.
+    One schedule family serves the lr and the momentum (:data:`realnet.optim.LR_SCHEDULES`, a
+    factor ``f`` of the progress ``step / total``): ``gamma = 1 - (1 - base) f``, i.e.
+    ``"constant"``: ``base`` (``f = 1``, returned as given); ``"cosine"`` (BYOL):
+    ``1 - (1 - base)(cos(pi step/total) + 1)/2``.
     """
-    if schedule not in MOMENTUM_SCHEDULES:
-        raise ValueError(f"schedule: unknown momentum schedule {schedule!r}; choose one of {sorted(MOMENTUM_SCHEDULES)}")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"schedule: unknown momentum schedule {schedule!r}; choose one of {sorted(LR_SCHEDULES)}")
     if not (0.0 <= base <= 1.0):
         raise ValueError(f"base: EMA momentum must lie in [0, 1], got {base}")
     if total_steps < 1:
         raise ValueError(f"total_steps: must be >= 1, got {total_steps}")
     if not (0 <= step <= total_steps):
         raise ValueError(f"step: must lie in [0, total_steps={total_steps}], got {step}")
-    return MOMENTUM_SCHEDULES[schedule](step, total_steps, float(base))
+    f = LR_SCHEDULES[schedule](step / total_steps)
+    return float(base) if f == 1.0 else 1.0 - (1.0 - float(base)) * f

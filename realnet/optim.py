@@ -29,9 +29,8 @@ from typing import Callable, Iterable
 
 import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["OptimConfig", "LARS", "OPTIMIZERS", "LR_SCHEDULES", "build_optimizer", "lr_at", "build_scheduler"]
+__all__ = ["OptimConfig", "LARS", "OPTIMIZERS", "LR_SCHEDULES", "build_optimizer", "lr_at"]
 
 
 class LARS(Optimizer):
@@ -162,10 +161,3 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
     if step < w:
         return (step + 1) / w
     return LR_SCHEDULES[cfg.schedule]((step - w) / (total_steps - w))
-
-
-def build_scheduler(optimizer: Optimizer, total_steps: int, cfg: OptimConfig) -> LambdaLR:
-    """``LambdaLR`` applying :func:`lr_at` to every group's initial lr; call ``.step()`` after each
-    optimiser step (its counter is then the index of the next step)."""
-    lr_at(0, total_steps, cfg)  # validate once, before training starts
-    return LambdaLR(optimizer, lambda k: lr_at(k, total_steps, cfg))
