@@ -1,7 +1,8 @@
 """``python -m dynamics <command>``: the theory's command line.
 
-Each module listed in :data:`COMMAND_MODULES` exposes ``register(subparsers)``, which adds its
-own subcommand(s) and sets ``func`` (``args -> summary dict``) as the parser default. Adding a
+Each module listed in :data:`COMMAND_MODULES` exposes ``register(subparsers)`` or a tuple
+``REGISTRARS`` of such functions, each of which adds its subcommand(s) and sets ``func``
+(``args -> summary dict``) as the parser default. Adding a
 command means adding a module to the list; nothing here switches on command names.
 """
 from __future__ import annotations
@@ -14,10 +15,7 @@ from typing import Sequence
 
 COMMAND_MODULES = (
     "dynamics.demo",     # demo: the phase-portrait theory demo
-    "dynamics.modes",    # modes, scalar: per-mode dynamics (Eqns 11-13), scalar BYOL
-    "dynamics.matrix",   # matrix: gradient flow of the linear network (Eqns 2-4)
-    "dynamics.reduced",  # reduced: Eqns 7 / 62
-    "dynamics.sgd",      # sgd: minibatch SGD on the linear network
+    "dynamics.cli",      # modes, scalar, matrix, reduced, sgd (dynamics.cli.REGISTRARS)
 )
 
 
@@ -33,6 +31,7 @@ def _registrars(modules: Sequence[str]):
             raise
         if hasattr(mod, "register"):
             yield mod.register
+        yield from getattr(mod, "REGISTRARS", ())
 
 
 def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:

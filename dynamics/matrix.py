@@ -36,10 +36,7 @@ Observables are computed at the saved points only (:mod:`dynamics.observables`).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -60,8 +57,9 @@ __all__ = [
     "prepare_matrix_problem",
     "matrix_trajectory",
     "integrate_matrix",
+    "initial_weights",
+    "isotropic_data",
     "SOLVERS",
-    "register",
 ]
 
 #: Accepted ``solver`` names: the fixed-step schemes and the methods of scipy's ``solve_ivp``.
@@ -268,107 +266,32 @@ def integrate_matrix(W0, Wp0, *, X, Xp, alpha_p: float = 1.0, eta: float = 0.0,
                       "t_end": t_end, "Wa0": wa0_policy})
 
 
-# --------------------------------------------------------------------------- command line
-# Shared by the ``matrix``, ``reduced`` and ``sgd`` subcommands.
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """Sizes, hyperparameters, initialisation scale, seed and output folder."""
-    p.add_argument("--n1", type=int, default=8, help="input dimension (default 8)")
-    p.add_argument("--n2", type=int, default=8, help="output dimension (default 8)")
-    p.add_argument("--alpha-p", "--alpha_p", dest="alpha_p", type=float, default=1.0,
-                   help="predictor learning rate relative to the online one (default 1)")
-    p.add_argument("--eta", type=float, default=0.0, help="weight decay (default 0)")
-    p.add_argument("--sigma2", type=float, default=0.1,
-                   help="augmentation variance: X = I, X' = sigma2 I (default 0.1)")
-    p.add_argument("--t-end", "--t_end", dest="t_end", type=float, default=10.0,
-                   help="integration time (default 10)")
-    p.add_argument("--n-save", "--n_save", dest="n_save", type=int, default=201,
-                   help="number of saved points (default 201)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
-    p.add_argument("--w-std", "--w_std", dest="w_std", type=float, default=None,
-                   help="std of the entries of W0 (default 1/sqrt(n1))")
-    p.add_argument("--wp-std", "--wp_std", dest="wp_std", type=float, default=None,
-                   help="std of the entries of Wp0 (default 1/sqrt(n2))")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
-
-
-def add_network_options(p: argparse.ArgumentParser) -> None:
-    """EMA and the variants of the matrix dynamics (module docstring)."""
-    p.add_argument("--beta", type=float, default=None,
-                   help="EMA rate (BYOL); omit for SimSiam (Wa = W)")
-    p.add_argument("--wa0", choices=("copy", "zeros"), default="copy",
-                   help="initial target with --beta: a copy of W0 (BYOL) or zeros (paper Fig. 7)")
-    p.add_argument("--no-stop-grad", dest="stop_grad", action="store_false",
-                   help="gradient through the target branch too (Theorem 2; SimSiam only)")
-    p.add_argument("--no-predictor", dest="predictor", action="store_false",
-                   help="fix Wp to the identity")
-    p.add_argument("--symmetric-wp", dest="symmetric_wp", action="store_true",
-                   help="symmetrise the predictor flow (A3)")
-
-
-def initial_weights(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+# --------------------------------------------------------------------------- initial state
+def initial_weights(n1: int, n2: int, *, seed: int, w_std: float | None = None,
+                    wp_std: float | None = None, symmetric_wp: bool = False,
+                    predictor: bool = True, wa0_zeros: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``(W0, Wp0, Wa0)`` drawn from the stream ``[seed, 1]`` (the SGD simulation samples its
-    data from ``seed`` itself, so the two never share random numbers): Gaussian entries of std ``w_std`` /
-    ``wp_std``; ``Wp0`` symmetrised with ``--symmetric-wp``, the identity without predictor."""
-    for name in ("n1", "n2"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"{name}: must be >= 1, got {getattr(args, name)}")
-    rng = np.random.default_rng([args.seed, 1])
-    w_std = 1.0 / np.sqrt(args.n1) if args.w_std is None else args.w_std
-    wp_std = 1.0 / np.sqrt(args.n2) if args.wp_std is None else args.wp_std
+    data from ``seed`` itself, so the two never share random numbers): Gaussian entries of std
+    ``w_std`` / ``wp_std`` (default ``1/sqrt(n1)`` / ``1/sqrt(n2)``); ``Wp0`` symmetrised with
+    ``symmetric_wp``, None without a predictor (the identity); ``Wa0`` zeros when ``wa0_zeros``
+    (the paper's Fig. 7), else None (a copy of ``W0``)."""
+    for name, v in (("n1", n1), ("n2", n2)):
+        if v < 1:
+            raise ValueError(f"{name}: must be >= 1, got {v}")
+    rng = np.random.default_rng([seed, 1])
+    w_std = 1.0 / np.sqrt(n1) if w_std is None else w_std
+    wp_std = 1.0 / np.sqrt(n2) if wp_std is None else wp_std
     check_nonnegative("w_std", w_std)
     check_nonnegative("wp_std", wp_std)
-    W0 = w_std * rng.standard_normal((args.n2, args.n1))
-    Wp0 = wp_std * rng.standard_normal((args.n2, args.n2))
-    if getattr(args, "symmetric_wp", False):
+    W0 = w_std * rng.standard_normal((n2, n1))
+    Wp0 = wp_std * rng.standard_normal((n2, n2))
+    if symmetric_wp:
         Wp0 = sym(Wp0)
-    if not getattr(args, "predictor", True):
-        Wp0 = None
-    Wa0 = None
-    if getattr(args, "beta", None) is not None and getattr(args, "wa0", "copy") == "zeros":
-        Wa0 = np.zeros_like(W0)
-    return W0, Wp0, Wa0
+    return W0, (Wp0 if predictor else None), (np.zeros_like(W0) if wa0_zeros else None)
 
 
-def isotropic_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+def isotropic_data(n1: int, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
     """``X = I``, ``X' = sigma2 I`` (assumption A2)."""
-    check_nonnegative("sigma2", args.sigma2)
-    return np.eye(args.n1), args.sigma2 * np.eye(args.n1)
-
-
-def write_outputs(traj, out: str | Path) -> dict[str, Any]:
-    """Save ``summary.json`` and ``trajectory.npz`` under ``out``, say where on stderr (stdout
-    stays free for the summary), and return the summary."""
-    js, npz = traj.save(out)
-    print(f"wrote {js} and {npz}", file=sys.stderr)
-    return traj.to_dict()
-
-
-def _run(args: argparse.Namespace) -> dict[str, Any]:
-    W0, Wp0, Wa0 = initial_weights(args)
-    X, Xp = isotropic_data(args)
-    traj = integrate_matrix(W0, Wp0, X=X, Xp=Xp, alpha_p=args.alpha_p, eta=args.eta,
-                            beta=args.beta, Wa0=Wa0, stop_grad=args.stop_grad,
-                            predictor=args.predictor, symmetric_wp=args.symmetric_wp,
-                            t_end=args.t_end, solver=args.solver, dt=args.dt,
-                            n_save=args.n_save, sigma2=args.sigma2, progress=args.progress)
-    traj.params["seed"] = args.seed
-    return write_outputs(traj, args.out)
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``matrix`` subcommand (sets ``func`` to the runner, which takes the parsed
-    arguments and returns the JSON summary)."""
-    p = subparsers.add_parser(
-        "matrix", help="integrate the matrix gradient flow (Lemma 1, Eqns 2-4)",
-        description="Integrate the matrix dynamics of the linear two-layer model on isotropic "
-                    "data (X = I, X' = sigma2 I) from a seeded random initialisation; write "
-                    "summary.json (final observables) and trajectory.npz to --out.")
-    add_model_arguments(p)
-    add_network_options(p)
-    p.add_argument("--solver", default="rk4", choices=SOLVERS, help="integrator (default rk4)")
-    p.add_argument("--dt", type=float, default=0.01, help="fixed step (default 0.01)")
-    p.add_argument("--out", default="runs/dynamics-matrix", help="output folder")
-    p.set_defaults(func=_run)
-    return p
+    check_nonnegative("sigma2", sigma2)
+    return np.eye(n1), sigma2 * np.eye(n1)

@@ -21,11 +21,7 @@ in the same order. Any :func:`scipy.integrate.solve_ivp` method name is accepted
 """
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +35,6 @@ __all__ = [
     "integrate_modes",
     "integrate_scalar_byol",
     "SCIPY_METHODS",
-    "register",
 ]
 
 SCIPY_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
@@ -240,129 +235,3 @@ def integrate_scalar_byol(
         t, Y = integrate(rhs, y0, float(t_end), method=solver, dt=float(dt), n_save=int(n_save),
                          rtol=rtol, atol=atol, names=SCALAR_VARIABLES, progress=progress)
     return ScalarByolTrajectory(t, Y[:, 0], Y[:, 1], Y[:, 2])
-
-
-# ----------------------------------------------------------------------------- command line
-def parse_values(text: str, name: str) -> np.ndarray:
-    """``"0.1,0.5,1"`` (a list) or ``"lo:hi:n"`` (``n`` evenly spaced values) -> 1-D array."""
-    try:
-        if ":" in text:
-            lo, hi, n = text.split(":")
-            if int(n) < 1:
-                raise ValueError
-            return np.linspace(float(lo), float(hi), int(n))
-        return np.array([float(v) for v in text.split(",")])
-    except ValueError:
-        raise ValueError(f"{name}: expected 'v1,v2,...' or 'lo:hi:n', got {text!r}") from None
-
-
-def grid(axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Outer product of named 1-D axes: each array gets its own axis, in the given order."""
-    k = len(axes)
-    return {name: v.reshape((1,) * i + (-1,) + (1,) * (k - i - 1)) for i, (name, v) in enumerate(axes.items())}
-
-
-def _write(out: Path, summary: dict, arrays: dict[str, np.ndarray], stem: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / f"{stem}.npz", **arrays)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-
-
-def _add_common(p: argparse.ArgumentParser, t_end: float) -> None:
-    p.add_argument("--alpha-p", default="1.0", help="relative predictor lr (list or lo:hi:n)")
-    p.add_argument("--eta", default="0.0", help="weight decay (list or lo:hi:n)")
-    p.add_argument("--sigma2", default="0.0", help="augmentation variance (list or lo:hi:n)")
-    p.add_argument("--t-end", type=float, default=t_end)
-    p.add_argument("--dt", type=float, default=0.01)
-    p.add_argument("--solver", default="rk4", help=f"one of {FIXED_STEP_METHODS + SCIPY_METHODS}")
-    p.add_argument("--n-save", type=int, default=201)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _cmd_modes(args: argparse.Namespace) -> dict:
-    from .exact import classify_basin
-
-    axes = {"p0": parse_values(args.p0, "--p0"), "s0": parse_values(args.s0, "--s0"),
-            "alpha_p": parse_values(args.alpha_p, "--alpha-p"), "eta": parse_values(args.eta, "--eta"),
-            "sigma2": parse_values(args.sigma2, "--sigma2"), "tau": parse_values(args.tau, "--tau")}
-    g = grid(axes)
-    beta = None if args.beta is None else float(args.beta)
-    t0 = time.perf_counter()
-    traj = integrate_modes(g["p0"], g["s0"], alpha_p=g["alpha_p"], eta=g["eta"], sigma2=g["sigma2"],
-                           tau=g["tau"], beta=beta, tau0=args.tau0, t_end=args.t_end, solver=args.solver,
-                           dt=args.dt, n_save=args.n_save, progress=not args.quiet)
-    elapsed = time.perf_counter() - t0
-    survived = traj.s[-1] > args.s_floor
-    summary = {
-        "command": "modes", "axes": {k: v.tolist() for k, v in axes.items()},
-        "beta": beta, "tau0": args.tau0 if beta is not None else None,
-        "t_end": args.t_end, "dt": args.dt, "solver": args.solver,
-        "n_trajectories": int(survived.size), "seconds": elapsed,
-        "s_floor": args.s_floor, "n_survived": int(survived.sum()),
-        "final": {v: {"min": float(np.min(x[-1])), "max": float(np.max(x[-1]))}
-                  for v, x in (("p", traj.p), ("s", traj.s), ("tau", traj.tau))},
-    }
-    n_sets = int(np.prod([axes[k].size for k in ("alpha_p", "eta", "sigma2", "tau")]))
-    if beta is not None:
-        summary["fate_prediction"] = "not available: the exact basin rule is for fixed tau"
-    elif np.any(axes["tau"] <= 0):
-        summary["fate_prediction"] = "not available: the exact basin rule needs tau > 0"
-    elif n_sets > MAX_PREDICTED_SETS:  # each set with 0 < eta <= eta_c computes a separatrix
-        summary["fate_prediction"] = (f"skipped: {n_sets} hyperparameter sets > {MAX_PREDICTED_SETS}; "
-                                      "use dynamics.exact.classify_basin")
-    else:
-        pred = classify_basin(g["p0"], g["s0"], alpha_p=g["alpha_p"], eta=g["eta"], sigma2=g["sigma2"],
-                              tau=g["tau"])
-        summary["fate_match_fraction"] = float(np.mean(pred.survives == survived))
-    _write(Path(args.out), summary, {"t": traj.t, "p": traj.p, "s": traj.s, "tau": traj.tau,
-                                     **{f"axis_{k}": v for k, v in axes.items()}}, "trajectories")
-    return summary
-
-
-def _cmd_scalar(args: argparse.Namespace) -> dict:
-    axes = {"w_p0": parse_values(args.w_p0, "--w-p0"), "w0": parse_values(args.w0, "--w0"),
-            "w_a0": parse_values(args.w_a0, "--w-a0"), "alpha_p": parse_values(args.alpha_p, "--alpha-p"),
-            "eta": parse_values(args.eta, "--eta"), "sigma2": parse_values(args.sigma2, "--sigma2"),
-            "beta": parse_values(args.beta, "--beta")}
-    g = grid(axes)
-    t0 = time.perf_counter()
-    traj = integrate_scalar_byol(g["w_p0"], g["w0"], g["w_a0"], alpha_p=g["alpha_p"], eta=g["eta"],
-                                 sigma2=g["sigma2"], beta=g["beta"], t_end=args.t_end, solver=args.solver,
-                                 dt=args.dt, n_save=args.n_save, progress=not args.quiet)
-    summary = {
-        "command": "scalar", "axes": {k: v.tolist() for k, v in axes.items()}, "t_end": args.t_end,
-        "dt": args.dt, "solver": args.solver, "n_trajectories": int(np.prod(traj.w.shape[1:])),
-        "seconds": time.perf_counter() - t0,
-        "final": {v: {"min": float(np.min(x[-1])), "max": float(np.max(x[-1]))}
-                  for v, x in (("w_p", traj.w_p), ("w", traj.w), ("w_a", traj.w_a))},
-    }
-    _write(Path(args.out), summary, {"t": traj.t, "w_p": traj.w_p, "w": traj.w, "w_a": traj.w_a,
-                                     **{f"axis_{k}": v for k, v in axes.items()}}, "trajectories")
-    return summary
-
-
-def register(subparsers) -> None:
-    """Add the ``modes`` and ``scalar`` subcommands to a ``python -m dynamics`` parser."""
-    p = subparsers.add_parser("modes", help="integrate a grid of per-mode dynamics (Eqns 11-13)",
-                              description="Integrate Eqns 11-13 on the outer product of the given "
-                              "values; write summary.json and trajectories.npz to --out.")
-    p.add_argument("--p0", default="-0.5:1.5:9", help="initial p (list 'a,b,c' or 'lo:hi:n')")
-    p.add_argument("--s0", default="0.1:1.5:8", help="initial s >= 0 (list or lo:hi:n)")
-    p.add_argument("--tau", default="1.0", help="fixed tau (list or lo:hi:n); unused with --beta")
-    p.add_argument("--beta", default=None, help="EMA rate; given: tau follows Eqn 13 from --tau0")
-    p.add_argument("--tau0", type=float, default=0.0)
-    p.add_argument("--s-floor", type=float, default=1e-6, help="final s above this counts as survived")
-    p.add_argument("--out", default="runs/modes")
-    _add_common(p, t_end=200.0)
-    p.set_defaults(func=_cmd_modes)
-
-    q = subparsers.add_parser("scalar", help="integrate the scalar BYOL system (w_p, w, w_a)",
-                              description="Integrate scalar BYOL on the outer product of the given "
-                              "values; write summary.json and trajectories.npz to --out.")
-    q.add_argument("--w-p0", default="0.1,0.5")
-    q.add_argument("--w0", default="0.5,1.0")
-    q.add_argument("--w-a0", default="0.0")
-    q.add_argument("--beta", default="0.4", help="EMA rate > 0 (list or lo:hi:n)")
-    q.add_argument("--out", default="runs/scalar")
-    _add_common(q, t_end=100.0)
-    q.set_defaults(func=_cmd_scalar)

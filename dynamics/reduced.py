@@ -21,7 +21,6 @@ with ``symmetric_wp=True``. Each symmetric term is evaluated as ``M + M^T`` so t
 """
 from __future__ import annotations
 
-import argparse
 from typing import Any, Callable
 
 import numpy as np
@@ -29,12 +28,11 @@ import numpy as np
 from ._validate import check_finite, check_nonnegative, check_positive, check_psd, check_shape, \
     check_symmetric
 from .integrate import FIXED_STEP_METHODS, integrate
-from .matrix import (SOLVERS, StateLayout, add_model_arguments, check_solver, initial_weights,
-                     write_outputs)
+from .matrix import StateLayout, check_solver
 from .observables import ReducedTrajectory, compute_observables
 
 __all__ = ["reduced_flow_symmetric", "reduced_flow_unsymmetrised", "reduced_rhs",
-           "integrate_reduced", "register"]
+           "integrate_reduced"]
 
 
 def reduced_flow_symmetric(F: np.ndarray, Wp: np.ndarray, *, alpha_p: float, eta: float,
@@ -96,32 +94,3 @@ def integrate_reduced(F0, Wp0, *, alpha_p: float, eta: float, sigma2: float, tau
                               "solver": solver, "t_end": t_end,
                               "dt": dt if solver in FIXED_STEP_METHODS else None}
     return ReducedTrajectory(t=t, obs=obs, params=params, F=F, Wp=Wp)
-
-
-def _run(args: argparse.Namespace) -> dict[str, Any]:
-    args.symmetric_wp = not args.unsymmetrised   # symmetric Wp0 for Eqn 7
-    W0, Wp0, _ = initial_weights(args)
-    traj = integrate_reduced(W0 @ W0.T, Wp0, alpha_p=args.alpha_p, eta=args.eta,
-                             sigma2=args.sigma2, tau=args.tau, symmetric=args.symmetric_wp,
-                             t_end=args.t_end, solver=args.solver, dt=args.dt,
-                             n_save=args.n_save, progress=args.progress)
-    traj.params["seed"] = args.seed
-    return write_outputs(traj, args.out)
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``reduced`` subcommand (``F0 = W0 W0^T`` from a seeded random ``W0``)."""
-    p = subparsers.add_parser(
-        "reduced", help="integrate the reduced (F, Wp) dynamics (Eqn 7, or Eqn 62)",
-        description="Integrate the reduced dynamics with fixed tau from F0 = W0 W0^T and a "
-                    "random Wp0 (symmetrised for Eqn 7); write summary.json and trajectory.npz "
-                    "to --out.")
-    add_model_arguments(p)
-    p.add_argument("--tau", type=float, default=1.0, help="fixed tau of A1 (default 1)")
-    p.add_argument("--unsymmetrised", action="store_true",
-                   help="Eqn 62 (general Wp) instead of Eqn 7")
-    p.add_argument("--solver", default="rk4", choices=SOLVERS, help="integrator (default rk4)")
-    p.add_argument("--dt", type=float, default=0.01, help="fixed step (default 0.01)")
-    p.add_argument("--out", default="runs/dynamics-reduced", help="output folder")
-    p.set_defaults(func=_run)
-    return p

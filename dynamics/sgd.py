@@ -34,7 +34,6 @@ estimate ``F_hat <- rho F_hat + (1 - rho) mean(f f^T)`` of the online outputs of
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,12 +43,11 @@ from .linalg import eigh_desc, sym
 
 from ._validate import check_in_range, check_nonnegative, check_positive
 from .integrate import NonFiniteStateError, save_grid
-from .matrix import (add_model_arguments, add_network_options, initial_weights,
-                     isotropic_data, matrix_trajectory, prepare_matrix_problem, write_outputs)
+from .matrix import matrix_trajectory, prepare_matrix_problem
 from .observables import MatrixTrajectory
 
 __all__ = ["DirectPredConfig", "directset_p", "directpred_wp", "psd_sqrt", "sample_views", "minibatch_loss",
-           "minibatch_gradients", "simulate_sgd", "register"]
+           "minibatch_gradients", "simulate_sgd"]
 
 
 @dataclass(frozen=True)
@@ -218,42 +216,3 @@ def _progress_bar(enabled: bool, total: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="step", mininterval=0.5)
-
-
-def _run(args: argparse.Namespace) -> dict[str, Any]:
-    W0, Wp0, Wa0 = initial_weights(args)
-    X, Xp = isotropic_data(args)
-    dp = None
-    if args.directpred_freq < 0:
-        raise ValueError(f"directpred_freq: must be >= 0 (0: off), got {args.directpred_freq}")
-    if args.directpred_freq > 0:
-        dp = DirectPredConfig(freq=args.directpred_freq, rho=args.rho, eps=args.dp_eps)
-    traj = simulate_sgd(W0, Wp0, X=X, Xp=Xp, lr=args.lr, batch=args.batch, t_end=args.t_end,
-                        alpha_p=args.alpha_p, eta=args.eta, beta=args.beta, Wa0=Wa0,
-                        stop_grad=args.stop_grad, predictor=args.predictor,
-                        symmetric_wp=args.symmetric_wp, directpred=dp, n_save=args.n_save,
-                        seed=args.seed, sigma2=args.sigma2, progress=args.progress)
-    return write_outputs(traj, args.out)
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``sgd`` subcommand (minibatch SGD of the linear network on X = I,
-    X' = sigma2 I)."""
-    p = subparsers.add_parser(
-        "sgd", help="train the linear two-layer network by minibatch SGD",
-        description="Minibatch SGD of the linear network on Gaussian data with additive Gaussian "
-                    "augmentation (X = I, X' = sigma2 I); time t = step * lr. Writes "
-                    "summary.json and trajectory.npz to --out.")
-    add_model_arguments(p)
-    add_network_options(p)
-    p.add_argument("--lr", "--dt", dest="lr", type=float, default=0.01,
-                   help="online learning rate = ODE time step (default 0.01)")
-    p.add_argument("--batch", type=int, default=128, help="minibatch size (default 128)")
-    p.add_argument("--directpred-freq", "--directpred_freq", dest="directpred_freq", type=int,
-                   default=0, help="set Wp by DirectPred every k steps (0: off, default)")
-    p.add_argument("--rho", type=float, default=0.3, help="DirectPred running-average momentum")
-    p.add_argument("--dp-eps", "--dp_eps", dest="dp_eps", type=float, default=0.1,
-                   help="DirectPred eps (default 0.1)")
-    p.add_argument("--out", default="runs/dynamics-sgd", help="output folder")
-    p.set_defaults(func=_run)
-    return p

@@ -93,7 +93,11 @@ def test_bad_cli_input_exits_2_naming_the_argument(argv, name, tmp_path, capsys)
 def test_each_module_registers_its_own_command():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert {"demo", "modes", "scalar"} <= set(sub.choices)
+    assert set(sub.choices) == {"demo", "modes", "scalar", "matrix", "reduced", "sgd"}
+    # one spelling of the progress switch in every command
+    for name, p in sub.choices.items():
+        flags = {s for a in p._actions for s in a.option_strings}
+        assert "--quiet" in flags and "--progress" not in flags, name
     # a module that does not exist is skipped, not an error
     assert "demo" in next(a for a in build_parser(("dynamics.demo", "dynamics.not_there"))._actions
                           if a.dest == "command").choices

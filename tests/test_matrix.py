@@ -12,7 +12,8 @@ from scipy.linalg import expm
 from scipy.stats import ortho_group
 
 from dynamics.integrate import NonFiniteStateError
-from dynamics.matrix import integrate_matrix, register
+from dynamics.cli import register_matrix as register
+from dynamics.matrix import integrate_matrix
 
 
 def _general_data(n1: int, seed: int = 1, noise_floor: float = 0.0):

@@ -11,7 +11,8 @@ from scipy.stats import ortho_group
 
 from dynamics.matrix import integrate_matrix
 from dynamics.observables import K_matrix
-from dynamics.reduced import integrate_reduced, register
+from dynamics.cli import register_reduced as register
+from dynamics.reduced import integrate_reduced
 
 N, SIGMA2, ALPHA_P, ETA = 5, 0.2, 1.3, 0.05
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from dynamics.matrix import integrate_matrix
+from dynamics.cli import register_sgd as register
 from dynamics.sgd import (DirectPredConfig, directpred_wp, minibatch_gradients, minibatch_loss,
-                          register, simulate_sgd)
+                          simulate_sgd)
 
 N1, N2 = 6, 5
 
