@@ -588,8 +588,12 @@ def _describe(run: PlannedRun, outcome: RunOutcome, folder: Path) -> str:
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool = False,
               retry_failed: bool = False, launcher: Launcher = launch_subprocess,
-              quiet: bool = False, aggregate: bool = True) -> dict[str, str]:
+              quiet: bool = False, aggregate: bool = True,
+              tables: Sequence[str] | None = None) -> dict[str, str]:
     """Plan, launch what is not finished, and aggregate. Returns {run folder: final state}.
+
+    ``tables``: launch only the runs that these tables use (a sweep run in parts; the manifest
+    and the aggregated tables still cover every table, unfinished cells marked as such).
 
     ``launcher(cmd, folder, env)`` runs one command (replaceable for tests). A failing run is
     recorded (``sweep_status.json``) and the sweep goes on. ``dry_run`` prints the plan and
@@ -602,6 +606,12 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     states = {r.folder: run_state(out / r.folder, r.config) for r in plan}
     todo = [r for r in plan if states[r.folder] in ("new", "partial", "failed") or
             (retry_failed and states[r.folder] == "nonfinite")]
+    if tables is not None:
+        unknown = sorted(set(tables) - {t.name for t in spec.tables})
+        if unknown:
+            raise ValueError(f"--tables: unknown table(s) {', '.join(unknown)} (the sweep has "
+                             f"{', '.join(t.name for t in spec.tables)})")
+        todo = [r for r in todo if any(name in tables for name, _ in r.uses)]
     todo.sort(key=lambda r: spec.seeds.index(r.seed))  # every setting's first seed first
     say = (lambda *a, **k: None) if quiet else print
     counts = {s: sum(v == s for v in states.values()) for s in sorted(set(states.values()))}
@@ -667,11 +677,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--retry-failed", action="store_true",
                    help="also rerun runs that stopped on NaN/inf")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--tables", default=None, metavar="NAME[,NAME]",
+                   help="launch only the runs of these tables (the others stay as they are)")
     args = p.parse_args(argv)
     try:
         spec = load_sweep(args.sweep)
         states = run_sweep(spec, args.out, jobs=args.jobs, dry_run=args.dry_run,
-                           retry_failed=args.retry_failed, quiet=args.quiet)
+                           retry_failed=args.retry_failed, quiet=args.quiet,
+                           tables=None if args.tables is None else args.tables.split(","))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

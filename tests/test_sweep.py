@@ -417,3 +417,22 @@ def test_paper_numbers_attach_to_grid_cells_and_bad_ones_are_refused():
     with pytest.raises(ValueError, match="names no cell"):
         sw.sweep_from_dict({"base": "digits", "tables": [
             {"name": "f", "grid": {"predictor.freq": [1]}, "paper": [[2, 70.0]]}]})
+
+
+def test_tables_option_launches_only_that_tables_runs(tmp_path):
+    spec = sw.sweep_from_dict({
+        "base": "digits", "seeds": [0],
+        "tables": [{"name": "a", "grid": {"predictor.freq": [1, 2]}},
+                   {"name": "b", "grid": {"predictor.eps": [0.0]}}]})
+    launched = []
+
+    def launcher(cmd, folder, env):
+        launched.append(folder.parent.name)
+        return FakeLauncher()(cmd, folder, env)
+
+    sw.run_sweep(spec, tmp_path, launcher=launcher, quiet=True, tables=["b"])
+    assert launched == ["eps=0.0"]
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert [t["name"] for t in manifest["tables"]] == ["a", "b"]  # the manifest covers every table
+    with pytest.raises(ValueError, match="--tables"):
+        sw.run_sweep(spec, tmp_path, launcher=launcher, quiet=True, tables=["nope"])
