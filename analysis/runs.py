@@ -1,5 +1,7 @@
-"""Reading a real run folder (the trainer's output) as plain data; the trainer need not be alive
-or importable.
+"""The run folder: its layout, its status, its atomic writes, and reading it as plain data (the
+trainer need not be alive or importable). This module is the one owner of the layout: the
+trainer (``realnet``) writes through it, the sweep runner, the tables, the figures and the
+comparison read through it.
 
 Folder layout (written by the real-network trainer)::
 
@@ -11,21 +13,114 @@ Folder layout (written by the real-network trainer)::
                      ``C_cross``, ``same_on_F``, ``cross_on_F``, ``effective_rank``, and with a
                      linear predictor ``Wp``, ``alignment``, ...
     summary.json     final evaluation (``linear_top1``, ``knn_top1``, ``collapsed``, ...)
+    run.json         how it ran (device, numerics, threads, sizes)
+    checkpoints/last.pt   the last checkpoint (atomic)
+    eval.json        a later re-evaluation of the last checkpoint (``python -m realnet eval``)
+    sweep_status.json     the sweep runner's record of its last attempt at this run
+
+Status (:func:`run_status`): ``done`` (a readable ``summary.json``), ``nonfinite`` (the last
+attempt stopped on NaN/inf: diverged), ``partial`` (a checkpoint to resume from), ``failed`` (the
+last attempt crashed with nothing to resume) or ``missing``.
+
+Writes: :func:`atomic_file` (a temporary file with a name unique to the process, in the same
+folder, renamed over the target; removed if the write fails), :func:`write_json_atomic`, and
+:class:`JsonlLog` for the append-only logs.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["Run", "load_run", "read_jsonl", "read_snapshot_file", "snapshot_path", "config_without",
-           "SNAPSHOT_RE"]
+__all__ = ["Run", "load_run", "read_jsonl", "read_json", "read_snapshot_file", "snapshot_path",
+           "config_without", "SNAPSHOT_RE", "CONFIG", "RUN_INFO", "METRICS", "SPECTRA_LOG",
+           "SPECTRA_DIR", "SUMMARY", "EVAL", "CHECKPOINT", "SWEEP_STATUS", "STATUSES",
+           "run_status", "atomic_file", "write_json_atomic", "JsonlLog"]
 
 SNAPSHOT_RE = re.compile(r"^step_(\d+)\.npz$")
+CONFIG, RUN_INFO, SUMMARY, EVAL = "config.json", "run.json", "summary.json", "eval.json"
+METRICS, SPECTRA_LOG, SPECTRA_DIR = "metrics.jsonl", "spectra.jsonl", "spectra"
+CHECKPOINT = Path("checkpoints") / "last.pt"
+SWEEP_STATUS = "sweep_status.json"
+STATUSES = ("done", "nonfinite", "partial", "failed", "missing")
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON content of ``path``, or None when it is missing or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_status(folder: str | Path) -> str:
+    """One of :data:`STATUSES` (module docstring) for a run folder."""
+    folder = Path(folder)
+    if isinstance(read_json(folder / SUMMARY), dict):
+        return "done"
+    attempt = read_json(folder / SWEEP_STATUS) or {}
+    if attempt.get("status") == "nonfinite":
+        return "nonfinite"
+    if (folder / CHECKPOINT).is_file():
+        return "partial"
+    return "failed" if attempt.get("status") == "failed" else "missing"
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (``.<name>.<random>.tmp``, unique to the process);
+    after the block it is renamed over ``path`` (atomic on POSIX and Windows); if the block
+    raises it is removed and ``path`` is untouched. ``fsync``: flush the bytes to disk first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        if fsync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """``obj`` as indented JSON, written atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    return Path(path)
+
+
+class JsonlLog:
+    """An append-only JSON-lines log of a run folder (``metrics.jsonl``, ``spectra.jsonl``);
+    :meth:`truncate_after` drops what an interrupted invocation wrote after its last checkpoint."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def write(self, obj: dict[str, Any]) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(obj) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path)
+
+    def truncate_after(self, step: int) -> None:
+        """Keep the lines with ``step <= step`` that are not ``final`` (a torn line is dropped)."""
+        if not self.path.exists():
+            return
+        keep = [ln for ln in self.read() if ln.get("step", 0) <= step and not ln.get("final", False)]
+        with atomic_file(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(ln) + "\n" for ln in keep))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -46,7 +141,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def snapshot_path(folder: str | Path, step: int) -> Path:
     """Where a run folder keeps the spectra snapshot of ``step``: ``spectra/step_0000500.npz``."""
-    return Path(folder) / "spectra" / f"step_{int(step):07d}.npz"
+    return Path(folder) / SPECTRA_DIR / f"step_{int(step):07d}.npz"
 
 
 def read_snapshot_file(path: str | Path) -> dict[str, Any]:
@@ -97,21 +192,21 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """Load a run folder; ValueError naming the folder when it has no ``config.json``."""
     path = Path(path)
-    cfg_path = path / "config.json"
+    cfg_path = path / CONFIG
     if not cfg_path.is_file():
         raise ValueError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
     config = json.loads(cfg_path.read_text())
-    summary_path = path / "summary.json"
+    summary_path = path / SUMMARY
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     steps = []
-    spec_dir = path / "spectra"
+    spec_dir = path / SPECTRA_DIR
     if spec_dir.is_dir():
         for f in spec_dir.iterdir():
             m = SNAPSHOT_RE.match(f.name)
             if m:
                 steps.append(int(m.group(1)))
-    return Run(path, config, read_jsonl(path / "metrics.jsonl"),
-               read_jsonl(path / "spectra.jsonl"), summary, sorted(steps))
+    return Run(path, config, read_jsonl(path / METRICS), read_jsonl(path / SPECTRA_LOG), summary,
+               sorted(steps))
 
 
 def config_without(config: dict[str, Any], drop: tuple[str, ...] = ("seed",)) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import numpy as np
 from analysis.jsonio import json_ready as to_json
 
 __all__ = ["FigureData", "Table", "STYLE", "DEFAULT_OUT", "run_figure", "write_table",
-           "read_table", "rows", "save_figure", "to_json", "read_json", "random_reduced_state", "param_colors", "label_panel"]
+           "read_table", "rows", "save_figure", "to_json", "random_reduced_state", "param_colors", "label_panel"]
 
 #: Root of the outputs when ``--out`` is not given (each figure writes a sub-folder).
 DEFAULT_OUT = "figures/out"
@@ -109,15 +109,6 @@ def read_table(path: str | Path) -> Table:
             out[name] = np.array(col)
     return out
 
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when it is missing or unreadable (a run still being
-    written, or killed mid-write)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def random_reduced_state(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:

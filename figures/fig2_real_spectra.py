@@ -11,8 +11,9 @@ Mode colour: dark = leading mode of ``F``. Every number is read from the runs' s
 (``spectra/step_*.npz``, computed by :mod:`analysis.metrics`); nothing is recomputed here.
 
 Run: ``python -m figures.fig2_real_spectra [RUN ...] [--labels A B ...] [--out DIR]``.
-Without RUN: the folders ``figures/out/real/fmnist_linear`` and ``fmnist_directpred`` (made by
-``python -m realnet train --config fmnist_linear --out figures/out/real/fmnist_linear ...``).
+Without RUN: seed 0 of the linear-predictor and DirectPred rows of the CPU sweep
+(``figures/out/sweeps/cpu/predictor.name=linear/seed0`` and ``.../base/seed0``, the
+Fashion-MNIST recipe of ``realnet``'s ``fmnist_linear`` and ``fmnist_directpred`` configs).
 Writes ``DIR/fig2_real_spectra/``: PNG, PDF, ``modes.csv`` (run, step, mode, F eigenvalue, sym(Wp)
 eigenvalue, alignment), ``scalars.csv`` (run, step, asymmetry, relative commutator, effective
 rank) and ``summary.json``.
@@ -35,7 +36,8 @@ from ._common import (DEFAULT_OUT, FigureData, STYLE, label_panel, param_colors,
                       save_figure, to_json, write_table)
 
 NAME = "fig2_real_spectra"
-DEFAULT_RUNS = ("figures/out/real/fmnist_linear", "figures/out/real/fmnist_directpred")
+DEFAULT_RUNS = ("figures/out/sweeps/cpu/predictor.name=linear/seed0",
+                "figures/out/sweeps/cpu/base/seed0")
 #: Eigenvalues of F at or below this are drawn at the floor (log of a non-positive number).
 LOG_FLOOR = 1e-12
 

@@ -65,7 +65,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ._common import read_json
+from analysis.runs import (CONFIG, SUMMARY, SWEEP_STATUS, read_json, run_status,
+                           write_json_atomic)
 
 __all__ = [
     "Setting",
@@ -88,7 +89,7 @@ __all__ = [
 
 #: realnet's exit status for a run stopped by a NaN/inf loss or weight (a result, not a crash).
 EXIT_NON_FINITE = 3
-STATUS_FILE = "sweep_status.json"
+STATUS_FILE = SWEEP_STATUS
 LOG_FILE = "sweep.log"
 MANIFEST = "sweep.json"
 
@@ -480,19 +481,13 @@ def run_state(folder: Path, config: dict[str, Any]) -> str:
     """``done`` (summary.json), ``nonfinite`` (last attempt stopped on NaN/inf), ``conflict``
     (the folder holds a run of another config), ``partial`` (a checkpoint to resume from),
     ``failed`` (last attempt crashed, nothing to resume) or ``new``."""
-    cfg_path = folder / "config.json"
+    cfg_path = folder / CONFIG
     if cfg_path.is_file():
         old = read_json(cfg_path)
         if old is not None and not _same_config(old, config):
             return "conflict"
-    if (folder / "summary.json").is_file():
-        return "done"
-    status = read_json(folder / STATUS_FILE) or {}
-    if status.get("status") == "nonfinite":
-        return "nonfinite"
-    if (folder / "checkpoints" / "last.pt").is_file():
-        return "partial"
-    return "failed" if status.get("status") == "failed" else "new"
+    status = run_status(folder)
+    return "new" if status == "missing" else status
 
 
 def realnet_command(base: str, folder: Path, overrides: Sequence[str]) -> list[str]:
@@ -527,7 +522,7 @@ def launch_subprocess(cmd: list[str], folder: Path, env: dict[str, str]) -> RunO
     if rc != 0:
         message = errors[-1] if errors else (lines[-1] if lines else "")
     status = "done" if rc == 0 else "nonfinite" if rc == EXIT_NON_FINITE else "failed"
-    if status == "done" and not (folder / "summary.json").is_file():
+    if status == "done" and not (folder / SUMMARY).is_file():
         status, message = "failed", "exit status 0 but no summary.json"
     return RunOutcome(status, rc, wall, message)
 
@@ -536,12 +531,9 @@ Launcher = Callable[[list[str], Path, dict[str, str]], RunOutcome]
 
 
 def _record(folder: Path, run: PlannedRun, outcome: RunOutcome, cmd: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (STATUS_FILE + ".tmp")
-    tmp.write_text(json.dumps({**asdict(outcome), "command": cmd, "setting": run.setting,
-                               "seed": run.seed, "time": time.strftime("%Y-%m-%dT%H:%M:%S")},
-                              indent=2) + "\n")
-    tmp.replace(folder / STATUS_FILE)
+    write_json_atomic(folder / STATUS_FILE, {
+        **asdict(outcome), "command": cmd, "setting": run.setting, "seed": run.seed,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def write_manifest(out: Path, spec: SweepSpec, plan: list[PlannedRun]) -> Path:
@@ -564,18 +556,13 @@ def write_manifest(out: Path, spec: SweepSpec, plan: list[PlannedRun]) -> Path:
                          for i, s in enumerate(t.settings)],
         } for t in spec.tables],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(out / MANIFEST, manifest)
 
 
 def _describe(run: PlannedRun, outcome: RunOutcome, folder: Path) -> str:
     text = f"{run.setting} seed{run.seed}: {outcome.status} ({outcome.wall_s:.0f} s)"
     if outcome.status == "done":
-        s = read_json(folder / "summary.json") or {}
+        s = read_json(folder / SUMMARY) or {}
         parts = [f"{k} {s[k]:.2f}" for k in ("linear_top1", "knn_top1", "effective_rank")
                  if isinstance(s.get(k), (int, float))]
         if s.get("collapsed"):

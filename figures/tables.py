@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._common import read_json, write_table
+from analysis.runs import SUMMARY, read_json, run_status
+
+from ._common import write_table
 
 __all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "paper_orderings", "sweep_results",
            "markdown_tables", "write_tables", "main"]
@@ -55,14 +57,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
 
 
 def run_record(folder: str | Path) -> dict[str, Any]:
-    """One run folder as a flat record: ``status`` (``done``, ``nonfinite``, ``failed``,
-    ``partial`` or ``missing``), the metrics, ``collapsed`` (bool; True for ``nonfinite``) and
-    the random-init probe baseline."""
+    """One run folder as a flat record: ``status`` (:func:`analysis.runs.run_status`), the
+    metrics, ``collapsed`` (bool; True for ``nonfinite``, None while undecided) and the
+    random-init and pixel probe baselines."""
     folder = Path(folder)
-    summary = read_json(folder / "summary.json")
-    status_file = read_json(folder / "sweep_status.json") or {}
+    status = run_status(folder)
     rec: dict[str, Any] = {k: float("nan") for k in (*METRICS, _BASELINE, _PIXELS)}
-    if summary is not None:
+    if status == "done":
+        summary = read_json(folder / SUMMARY)
         rec["status"] = "done"
         for k in (*METRICS, _BASELINE, _PIXELS):
             v = summary.get(k)
@@ -72,15 +74,7 @@ def run_record(folder: str | Path) -> dict[str, Any]:
         rec["collapsed"] = bool(summary.get("collapsed", False))
         rec["wall_time_s"] = summary.get("wall_time_s", float("nan"))
         return rec
-    status = status_file.get("status")
-    if status == "nonfinite":
-        rec.update(status="nonfinite", collapsed=True)
-    elif (folder / "checkpoints" / "last.pt").is_file():
-        rec.update(status="partial", collapsed=None)
-    elif status == "failed":
-        rec.update(status="failed", collapsed=None)
-    else:
-        rec.update(status="missing", collapsed=None)
+    rec.update(status=status, collapsed=True if status == "nonfinite" else None)
     rec["wall_time_s"] = float("nan")
     return rec
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import io
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from analysis.runs import CHECKPOINT, atomic_file
 
 __all__ = [
     "save_checkpoint",
@@ -31,8 +32,6 @@ __all__ = [
     "CHECKPOINT",
 ]
 
-#: Checkpoint file inside a run folder.
-CHECKPOINT = Path("checkpoints") / "last.pt"
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
@@ -41,22 +40,10 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
     The bytes go to a temporary file next to ``path``, are flushed and fsync'ed, and the file is
     renamed over ``path``; the folder is created if needed. Returns ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            buf = io.BytesIO()
-            torch.save(dict(state), buf)
-            fh.write(buf.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buf = io.BytesIO()
+    torch.save(dict(state), buf)
+    with atomic_file(path, fsync=True) as tmp:
+        tmp.write_bytes(buf.getbuffer())
     _fsync_dir(path.parent)
     return path
 

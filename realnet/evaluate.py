@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis import metrics
+from analysis.runs import CONFIG, EVAL, write_json_atomic
 
 from .augment import GPUAugment
 from .checkpoint import CHECKPOINT, load_checkpoint
@@ -267,7 +268,7 @@ def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, 
     """Re-probe the last checkpoint of a run folder (``python -m realnet eval``); writes and
     returns ``eval.json``."""
     folder = Path(folder)
-    cfg_path = folder / "config.json"
+    cfg_path = folder / CONFIG
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{folder}: no config.json; not a run folder")
     cfg = config_from_dict(json.loads(cfg_path.read_text()))
@@ -283,5 +284,5 @@ def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, 
     model.load_state_dict(state["model"])
     res = evaluate_model(model, data, augment, cfg, rt.device)
     res.update(step=state["step"], total_steps=state["total_steps"], complete=state["complete"])
-    (folder / "eval.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json_atomic(folder / EVAL, res)
     return res

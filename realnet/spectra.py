@@ -33,7 +33,6 @@ at every snapshot, so all snapshots of a run see the same views; the networks ru
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,8 +40,8 @@ import numpy as np
 import torch
 
 from analysis import metrics
+from analysis.runs import SPECTRA_LOG, JsonlLog, atomic_file, snapshot_path
 from analysis.runs import read_snapshot_file as read_snapshot
-from analysis.runs import snapshot_path
 
 __all__ = [
     "ProbeViews",
@@ -179,11 +178,8 @@ def write_snapshot(folder: str | Path, snap: dict[str, Any]) -> dict[str, Any]:
     """Write the ``.npz`` and append the summary line to ``<folder>/spectra.jsonl``; returns the
     line."""
     path = snapshot_path(folder, snap["step"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{k: np.asarray(v) for k, v in snap.items()})
-    tmp.replace(path)
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{k: np.asarray(v) for k, v in snap.items()})
     line = summary_line(snap)
-    with open(Path(folder) / "spectra.jsonl", "a") as fh:
-        fh.write(json.dumps(line) + "\n")
+    JsonlLog(Path(folder) / SPECTRA_LOG).write(line)
     return line

@@ -45,6 +45,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, JsonlLog,
+                           write_json_atomic)
+
 from . import spectra
 from .augment import GPUAugment
 from .checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_checkpoint, remove_stale_temporaries,
@@ -220,33 +223,6 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime) -> TrainS
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
-class _Jsonl:
-    """Append-only JSON-lines file; :meth:`truncate_after` drops lines written after a
-    checkpoint by an interrupted invocation."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def truncate_after(self, step: int) -> None:
-        if not self.path.exists():
-            return
-        keep = []
-        for ln in self.path.read_text().splitlines():
-            try:
-                obj = json.loads(ln)
-            except json.JSONDecodeError:  # a line torn by a kill
-                continue
-            if obj.get("step", 0) <= step and not obj.get("final", False):
-                keep.append(ln)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(ln + "\n" for ln in keep))
-        tmp.replace(self.path)
-
-    def write(self, obj: dict[str, Any]) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(obj) + "\n")
-
-
 def _quiet_default() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes") or not sys.stderr.isatty()
 
@@ -254,7 +230,7 @@ def _quiet_default() -> bool:
 def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
     """Write config.json, or check that the one there is this config (a resume)."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.json"
+    path = out / CONFIG
     if path.exists():
         old = config_from_dict(json.loads(path.read_text()))
         diff = config_diff(old, cfg)
@@ -263,9 +239,7 @@ def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
                              f"{', '.join(diff)}); use a new --out folder, or the same config to "
                              "resume it")
     else:
-        tmp = path.with_name("config.json.tmp")
-        tmp.write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
-        tmp.replace(path)
+        write_json_atomic(path, config_to_dict(cfg))
 
 
 @dataclass
@@ -282,8 +256,8 @@ class _Run:
     step_fn: TrainStep
     probe_images: torch.Tensor
     t_start: float
-    metrics_log: _Jsonl
-    spectra_log: _Jsonl
+    metrics_log: JsonlLog
+    spectra_log: JsonlLog
     ckpt_path: Path
     step: int = 0
     window: list[float] = field(default_factory=list)
@@ -350,7 +324,7 @@ def _setup(cfg: TrainConfig, out: Path) -> _Run:
     ckpt_path = out / CHECKPOINT
     remove_stale_temporaries(ckpt_path)
     return _Run(cfg, out, rt, data, order, K, step_fn, probe_images, t_start,
-                _Jsonl(out / "metrics.jsonl"), _Jsonl(out / "spectra.jsonl"), ckpt_path)
+                JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path)
 
 
 def _resume(run: _Run) -> dict[str, Any] | None:
@@ -369,8 +343,8 @@ def _resume(run: _Run) -> dict[str, Any] | None:
             raise RuntimeError(f"{run.ckpt_path}: data position {state['data_position']} does "
                                f"not match step {run.step}; the SSL pool changed since it was "
                                "written")
-        if state["complete"] and (run.out / "summary.json").is_file():
-            return json.loads((run.out / "summary.json").read_text())
+        if state["complete"] and (run.out / SUMMARY).is_file():
+            return json.loads((run.out / SUMMARY).read_text())
     run.metrics_log.truncate_after(run.step if has_ckpt else -1)
     run.spectra_log.truncate_after(run.step if has_ckpt else -1)
     _write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
@@ -503,7 +477,7 @@ def _loop(run: _Run, clock: _Clock, bar, stop_after: int | None,
 def _finish(run: _Run, clock: _Clock) -> dict[str, Any]:
     """Final evaluation, the last metrics line and summary.json."""
     cfg, K, out = run.cfg, run.K, run.out
-    summary_path = out / "summary.json"
+    summary_path = out / SUMMARY
     result = evaluate_model(run.model, run.data, run.step_fn.augment, cfg, run.rt.device)
     if run.last_spectra is None:  # finished before, evaluation interrupted: reuse the last line
         path = run.spectra_log.path
@@ -523,9 +497,7 @@ def _finish(run: _Run, clock: _Clock) -> dict[str, Any]:
     }
     run.metrics_log.write({"step": K, "epoch": K / run.order.steps_per_epoch, "final": True,
                            **{key: summary[key] for key in ("knn_top1", "effective_rank")}})
-    tmp = summary_path.with_name("summary.json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(summary_path)
+    write_json_atomic(summary_path, summary)
     return summary
 
 
@@ -579,4 +551,4 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
         "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
     }
-    (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json_atomic(out / RUN_INFO, info)

@@ -92,19 +92,20 @@ def test_shipped_sweep_files_validate():
 # dedupe
 # ---------------------------------------------------------------------------------------------
 def test_cpu_sweep_dedupes_shared_settings():
-    """freq {1,2,5,10} + (c_j {0.1,0.05,0,-0.05,-0.1} x freq {1,2}) + eps {0,0.01,0.1,0.5}: the
-    c_j = 0 cells are the freq = 1, 2 runs and eps = 0.1 is the freq = 1 run, so
-    4 + (10 - 2) + (4 - 1) = 15 distinct settings."""
+    """8 predictor settings (the first is DirectPred, the base) + freq {1,2,5,10} + (c_j
+    {0.1,0.05,0,-0.05,-0.1} x freq {1,2}) + eps {0,0.01,0.1,0.5}: the freq = 1, c_j = 0 and
+    eps = 0.1 cells are the base run, and c_j = 0, freq = 2 is the freq = 2 run, so
+    8 + 3 + (10 - 2) + 3 = 22 distinct settings of 26 cells."""
     spec = sw.load_sweep(SWEEPS / "cpu.toml")
     plan = sw.plan_runs(spec)
     n_cells = sum(len(t.settings) for t in spec.tables)
-    assert n_cells == 18
-    assert len(plan) == 15 * len(spec.seeds)
+    assert n_cells == 26
+    assert len(plan) == 22 * len(spec.seeds)
     assert len({r.folder for r in plan}) == len(plan)
     base = [r for r in plan if r.setting == "base"]
     assert len(base) == len(spec.seeds)
-    # the base run serves freq=1, (c_j=0, freq=1) and eps=0.1: three tables
-    assert sorted(t for t, _ in base[0].uses) == ["cj_freq", "eps", "freq"]
+    # the base run serves DirectPred, freq=1, (c_j=0, freq=1) and eps=0.1: four tables
+    assert sorted(t for t, _ in base[0].uses) == ["cj_freq", "eps", "freq", "predictors"]
     names = {r.setting for r in plan}
     assert {"freq=2", "cj=0.1", "cj=-0.05_freq=2", "eps=0.0"} <= names
 
