@@ -60,6 +60,7 @@ __all__ = [
     "EMA_SCHEDULES",
     "load_config",
     "apply_overrides",
+    "merge_overrides",
     "config_from_dict",
     "config_to_dict",
     "config_diff",
@@ -417,7 +418,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         if name not in fields:
-            raise _unknown(prefix, name, fields)
+            rest = ""
+            while isinstance(value, dict) and len(value) == 1:  # the rest of a dotted key
+                (k, value), = value.items()
+                rest += "." + k
+            raise _unknown(prefix, name, fields, rest)
         schema = fields[name].metadata.get("schema")
         if schema is not None:
             kwargs[name] = _build_open_table(schema, value, prefix + name)
@@ -439,118 +444,52 @@ def _build_open_table(schema: type, value: Any, key: str) -> dict[str, Any]:
     return out
 
 
-def _parse_text(text: str, tp: Any, key: str) -> Any:
-    """Parse an override's text by the field type ``tp``."""
-    s = text.strip()
-    if _is_union(tp):
-        args = typing.get_args(tp)
-        words = _NONE_WORDS if str not in args else ("none", "null")
-        if type(None) in args and s.lower() in words:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _parse_text(s, a, key)
-            except ValueError as e:
-                errors.append(str(e))
-        raise ValueError(errors[0])
-    if tp is bool:
-        low = s.lower()
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"{key}={s!r} is invalid: allowed true or false")
-    if tp is int:
-        try:
-            return int(s)
-        except ValueError:
-            try:
-                f = float(s)
-            except ValueError:
-                f = None
-            if f is not None and f.is_integer():
-                return int(f)
-            raise ValueError(f"{key}={s!r} is invalid: allowed an integer") from None
-    if tp is float:
-        try:
-            return float(s)
-        except ValueError:
-            raise ValueError(f"{key}={s!r} is invalid: allowed a number") from None
-    if tp is str:
-        if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
-            s = s[1:-1]
-        return s
-    origin = typing.get_origin(tp)
-    if origin in (tuple, list):
-        inner = s[1:-1] if s[:1] in "[(" and s[-1:] in "])" else s
-        parts = [p for p in (x.strip() for x in inner.split(",")) if p]
-        args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(parts) != len(args):
-                raise ValueError(f"{key}={s!r} is invalid: allowed {len(args)} comma-separated "
-                                 "values")
-            items = [_parse_text(p, a, key) for p, a in zip(parts, args)]
-        else:
-            items = [_parse_text(p, args[0] if args else str, key) for p in parts]
-        return tuple(items) if origin is tuple else items
-    if origin is typing.Literal:
-        return _coerce(s, tp, key)
-    raise ValueError(f"{key}: cannot be set from the command line (type {tp!r})")
-
-
 #: Setting one of these by override clears the other (they are mutually exclusive).
 _EXCLUSIVE = {"train.steps": "train.epochs", "train.epochs": "train.steps"}
 
 
-def apply_overrides(cfg: TrainConfig, overrides: typing.Sequence[str]) -> TrainConfig:
-    """Apply ``"a.b=value"`` strings to ``cfg`` in place (typed by the dataclass field; an
-    unknown key is refused with the closest match). Returns ``cfg`` (not yet validated)."""
+def _override_value(text: str) -> Any:
+    """An override's text as a TOML literal (``0.05``, ``true``, ``[0.2, 1.0]``, ``"quoted"``);
+    any other text is taken as a plain string (``linear``, ``cuda:1``, ``~/data``, ``auto``). The
+    field's type then checks it (one walker: :func:`_coerce`)."""
+    text = text.strip()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def merge_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """A copy of the config data ``data`` (nested tables, as read from TOML) with the
+    ``"a.b=value"`` overrides merged in; nothing is typed or validated here (the one build of
+    :func:`config_from_dict` does it, naming the key)."""
+    out = json.loads(json.dumps(data))
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r}: expected key=value (e.g. optim.lr=0.05)")
-        key, text = item.split("=", 1)
-        key = key.strip()
+        key, text = (x.strip() for x in item.split("=", 1))
         parts = key.split(".")
-        obj: Any = cfg
-        obj_schema: Any = None
-        for depth, name in enumerate(parts):
-            last = depth == len(parts) - 1
-            pre = "".join(p + "." for p in parts[:depth])
-            rest = "".join("." + p for p in parts[depth + 1:])
-            if isinstance(obj, dict):  # an open table (augment)
-                schema = obj_schema
-                hints = _schema_types(schema)
-                if name not in hints:
-                    raise _unknown(pre, name, hints, rest)
-                if not last:
-                    raise ValueError(f"unknown key {key!r}: {pre + name!r} is a value, not a "
-                                     "section")
-                obj[name] = _parse_text(text, hints[name], key)
-                break
-            if not dataclasses.is_dataclass(obj):
-                raise ValueError(f"unknown key {key!r}: {pre.rstrip('.')!r} is a value, not a "
-                                 "section")
-            fields = {f.name: f for f in dataclasses.fields(obj)}
-            if name not in fields:
-                raise _unknown(pre, name, fields, rest)
-            f = fields[name]
-            if last:
-                if dataclasses.is_dataclass(getattr(obj, name)) or "schema" in f.metadata:
-                    raise ValueError(f"{key!r} is a section; set one of its keys, e.g. "
-                                     f"{key}.{dataclasses.fields(getattr(obj, name))[0].name}=..."
-                                     if dataclasses.is_dataclass(getattr(obj, name)) else
-                                     f"{key!r} is a section; set one of its keys")
-                setattr(obj, name, _parse_text(text, _schema_types(type(obj))[name], key))
-                other = _EXCLUSIVE.get(key)
-                if other is not None and getattr(obj, name) is not None:
-                    setattr(obj, other.split(".")[-1], None)
-            else:
-                obj_schema = f.metadata.get("schema")
-                obj = getattr(obj, name)
-    return cfg
+        if not all(parts):
+            raise ValueError(f"override {item!r}: empty part in the key {key!r}")
+        node = out
+        for i, name in enumerate(parts[:-1]):
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"unknown key {key!r}: {'.'.join(parts[:i + 1])!r} is a value, "
+                                 "not a section")
+        value = node[parts[-1]] = _override_value(text)
+        other = _EXCLUSIVE.get(key)
+        set_to_none = value is None or (isinstance(value, str) and value.lower() in _NONE_WORDS)
+        if other is not None and not set_to_none:
+            sec, leaf = other.split(".")
+            out.setdefault(sec, {})[leaf] = None
+    return out
+
+
+def apply_overrides(cfg: TrainConfig, overrides: typing.Sequence[str]) -> TrainConfig:
+    """A new config: ``cfg`` with the ``"a.b=value"`` overrides (:func:`merge_overrides`), built
+    and typed once (not yet range-validated). An unknown key is refused with the closest match."""
+    return config_from_dict(merge_overrides(config_to_dict(cfg), overrides))
 
 
 def all_keys(cls: type = None, prefix: str = "") -> list[str]:
@@ -654,6 +593,4 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
     """Load a TOML config (a path or a shipped name; ``None`` = the defaults), apply the
     ``key=value`` overrides and validate. Raises ValueError naming the first bad key."""
     data = {} if path is None else _read_toml(path, ())
-    cfg = config_from_dict(data)
-    apply_overrides(cfg, overrides)
-    return cfg.validate()
+    return config_from_dict(merge_overrides(data, overrides)).validate()

@@ -177,3 +177,15 @@ def test_base_key_merges_tables_and_refuses_cycles(tmp_path):
     (tmp_path / "b.toml").write_text('base = "a.toml"\n')
     with pytest.raises(ValueError, match="cycle"):
         load_config(tmp_path / "a.toml")
+
+
+def test_overrides_are_toml_literals_merged_before_one_build():
+    cfg = load_config("digits", ["augment.crop_scale=[0.3, 1.0]", 'predictor.name="linear"',
+                                 "device=cpu", "train.epochs=2.5", "eval.probe_lr=none",
+                                 "train.bf16=auto", "optim.lr=3e-2"])
+    assert cfg.augment_config().crop_scale == (0.3, 1.0)
+    assert cfg.predictor.name == "linear" and cfg.device == "cpu"
+    assert (cfg.train.epochs, cfg.train.steps) == (2.5, None)  # epochs cleared the file's steps
+    assert cfg.eval.probe_lr is None and cfg.train.bf16 is None and cfg.optim.lr == 0.03
+    with pytest.raises(ValueError, match="train.bf16"):
+        load_config("digits", ["train.bf16=1"])  # booleans are true / false
