@@ -97,7 +97,7 @@ from ._validate import check_finite, check_nonnegative, check_positive
 from .integrate import NonFiniteStateError, integrate, save_grid
 from .rhs import mode_rhs
 from .sgd import (DirectPredConfig, directpred_wp, directset_p, minibatch_gradients, minibatch_loss,
-                  psd_sqrt, sample_views)
+                  psd_sqrt, running_correlation, sample_views)
 
 __all__ = [
     "directset_p",
@@ -447,9 +447,7 @@ def simulate_directset_sgd(W0, *, X, Xp, loss: str = "cosine", lr: float, batch:
     for step in range(1, n_steps + 1):
         x1, x2 = sample_views(rng, X_half, Xp_half, batch)
         if F_source == "running":
-            f = np.concatenate([x1, x2]) @ W.T
-            F_batch = f.T @ f / f.shape[0]
-            F_hat = F_batch if F_hat is None else directpred.rho * F_hat + (1 - directpred.rho) * F_batch
+            F_hat = running_correlation(F_hat, np.concatenate([x1, x2]) @ W.T, directpred.rho)
         if (step - 1) % directpred.freq == 0:
             Wp = directpred_wp(W @ XXp @ W.T if F_source == "population" else F_hat, directpred)
         value, gW = grad_fn(W, Wp, x1, x2, symmetric=symmetric)

@@ -46,7 +46,7 @@ from .integrate import NonFiniteStateError, save_grid
 from .matrix import matrix_trajectory, prepare_matrix_problem
 from .observables import MatrixTrajectory
 
-__all__ = ["DirectPredConfig", "directset_p", "directpred_wp", "psd_sqrt", "sample_views", "minibatch_loss",
+__all__ = ["DirectPredConfig", "directset_p", "directpred_wp", "running_correlation", "psd_sqrt", "sample_views", "minibatch_loss",
            "minibatch_gradients", "simulate_sgd"]
 
 
@@ -80,6 +80,14 @@ def directset_p(e, cfg: DirectPredConfig = DirectPredConfig()) -> np.ndarray:
     top = np.max(e, axis=-1, keepdims=True)
     rel = np.divide(e, top, out=np.zeros_like(e), where=top > 0)
     return np.maximum(rel ** cfg.alpha + cfg.eps, cfg.floor)
+
+
+def running_correlation(F_hat: np.ndarray | None, f: np.ndarray, rho: float) -> np.ndarray:
+    """DirectPred's running correlation (THEORY.md section 3): ``rho F_hat + (1 - rho) mean_i
+    f_i f_i^T`` over the rows of ``f`` (the online outputs of both views, not centred); the first
+    batch (``F_hat`` None) sets it."""
+    F_batch = f.T @ f / f.shape[0]
+    return F_batch if F_hat is None else rho * F_hat + (1 - rho) * F_batch
 
 
 def directpred_wp(F_hat: np.ndarray, cfg: DirectPredConfig) -> np.ndarray:
@@ -183,9 +191,7 @@ def simulate_sgd(W0, Wp0, *, X, Xp, lr: float, batch: int, t_end: float, alpha_p
         target = W if Wa is None else Wa
         gW, gWp = minibatch_gradients(W, Wp, target, x1, x2, stop_grad=prm.stop_grad)
         if directpred is not None:
-            f = np.concatenate([x1, x2]) @ W.T
-            F_batch = f.T @ f / f.shape[0]
-            F_hat = F_batch if F_hat is None else directpred.rho * F_hat + (1 - directpred.rho) * F_batch
+            F_hat = running_correlation(F_hat, np.concatenate([x1, x2]) @ W.T, directpred.rho)
         W_new = W - lr * (gW + prm.eta * W)
         if prm.predictor:
             Wp = Wp - lr * (prm.alpha_p * (sym(gWp) if prm.symmetric_wp else gWp) + prm.eta * Wp)
