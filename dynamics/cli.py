@@ -174,6 +174,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary on stdout")
 
 
+def add_solver_arguments(p: argparse.ArgumentParser) -> None:
+    """The integrator and its fixed step (``matrix``, ``reduced``)."""
+    p.add_argument("--solver", default="rk4", choices=SOLVERS, help="integrator (default rk4)")
+    p.add_argument("--dt", type=float, default=0.01, help="fixed step (default 0.01)")
+
+
 def add_network_options(p: argparse.ArgumentParser) -> None:
     """EMA and the variants of the matrix dynamics (module docstring)."""
     p.add_argument("--beta", type=float, default=None,
@@ -228,8 +234,7 @@ def register_matrix(subparsers) -> argparse.ArgumentParser:
                     "summary.json (final observables) and trajectory.npz to --out.")
     add_model_arguments(p)
     add_network_options(p)
-    p.add_argument("--solver", default="rk4", choices=SOLVERS, help="integrator (default rk4)")
-    p.add_argument("--dt", type=float, default=0.01, help="fixed step (default 0.01)")
+    add_solver_arguments(p)
     p.add_argument("--out", default="runs/dynamics-matrix", help="output folder")
     p.set_defaults(func=_run_matrix)
     return p
@@ -256,8 +261,7 @@ def register_reduced(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tau", type=float, default=1.0, help="fixed tau of A1 (default 1)")
     p.add_argument("--unsymmetrised", action="store_true",
                    help="Eqn 62 (general Wp) instead of Eqn 7")
-    p.add_argument("--solver", default="rk4", choices=SOLVERS, help="integrator (default rk4)")
-    p.add_argument("--dt", type=float, default=0.01, help="fixed step (default 0.01)")
+    add_solver_arguments(p)
     p.add_argument("--out", default="runs/dynamics-reduced", help="output folder")
     p.set_defaults(func=_run_reduced)
     return p
