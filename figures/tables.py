@@ -13,9 +13,10 @@ Conventions. ``std`` is the sample standard deviation over the finished seeds (`
 empty when fewer than two finished), ``se = std / sqrt(n)``; the markdown shows ``mean ± se``.
 An ordering of two cells (the paper has ``a > b``) is *reproduced* when the sweep's difference
 of means has the same sign and exceeds twice its standard error
-``sqrt(se_a^2 + se_b^2)``, *reversed* when it has the other sign and exceeds it, and *within
-noise* otherwise; pairs are taken within a 1-D table, and within a row or a column of a 2-D one. A run that stopped on NaN/inf (``nonfinite``) has no
-accuracies; it counts as collapsed and is left out of the means (the cell says how many runs the
+``sqrt(se_a^2 + se_b^2)``, *reversed* when it has the other sign and exceeds it, *within noise*
+otherwise, and *too few seeds* while a cell has fewer than two finished runs; pairs are taken
+within a 1-D table, and within a row or a column of a 2-D one. A run that stopped on NaN/inf
+(``nonfinite``) has no accuracies; it counts as collapsed and is left out of the means (the cell says how many runs the
 mean has). ``collapsed`` of a finished run is the trainer's own rule (``summary.json``).
 """
 from __future__ import annotations
@@ -111,7 +112,9 @@ def paper_orderings(cells: Sequence[dict[str, Any]], two_d: bool) -> list[dict[s
                 continue
             d = a["linear_top1_mean"] - b["linear_top1_mean"]
             se = math.sqrt(a["linear_top1_se"] ** 2 + b["linear_top1_se"] ** 2)
-            if math.isfinite(se) and abs(d) > 2 * se:
+            if not math.isfinite(se):
+                verdict = "too few seeds"  # a cell with one finished run has no standard error
+            elif abs(d) > 2 * se:
                 verdict = "reproduced" if d * dp > 0 else "reversed"
             else:
                 verdict = "within noise"
@@ -234,10 +237,11 @@ def _table_markdown(table: dict[str, Any], cells: list[dict[str, Any]], seeds: i
     pairs = paper_orderings(cells, table["cols"] is not None)
     if pairs:
         counts = {v: sum(p["verdict"] == v for p in pairs)
-                  for v in ("reproduced", "reversed", "within noise")}
+                  for v in ("reproduced", "reversed", "within noise", "too few seeds")}
         lines += ["", f"**The paper's orderings** (linear top-1, a - b): "
                       f"{counts['reproduced']} reproduced, {counts['reversed']} reversed, "
-                      f"{counts['within noise']} within noise (|diff| <= 2 se), of {len(pairs)}.", "",
+                      f"{counts['within noise']} within noise (|diff| <= 2 se), "
+                      f"{counts['too few seeds']} with too few seeds, of {len(pairs)}.", "",
                   _row(["a", "b", "paper a - b", "this sweep a - b", "verdict"]),
                   _row(["---"] * 5)]
         for p in pairs:

@@ -437,3 +437,10 @@ def test_tables_option_launches_only_that_tables_runs(tmp_path):
     assert [t["name"] for t in manifest["tables"]] == ["a", "b"]  # the manifest covers every table
     with pytest.raises(ValueError, match="--tables"):
         sw.run_sweep(spec, tmp_path, launcher=launcher, quiet=True, tables=["nope"])
+
+
+def test_paper_ordering_with_one_seed_is_not_judged():
+    one = {"setting": "a", "paper": 78.0, "linear_top1_mean": 80.0, "linear_top1_se": float("nan"),
+           "linear_top1_n": 1, "row": 1, "col": None}
+    two = dict(one, setting="b", paper=70.0, linear_top1_mean=60.0, linear_top1_se=0.1, linear_top1_n=3)
+    assert tb.paper_orderings([one, two], two_d=False)[0]["verdict"] == "too few seeds"
