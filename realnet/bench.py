@@ -47,7 +47,7 @@ import torch
 from analysis.jsonio import json_ready as _plain
 
 from .augment import GPUAugment
-from .benchutil import Column, _num, count_flops, format_table, step_flops_per_image
+from .benchutil import Column, _num, count_flops, format_table, random_images, step_flops_per_image
 from .baseline import conventional_loader, conventional_transform, default_workers
 from .config import TrainConfig, load_config
 from .data import dataset_spec
@@ -178,13 +178,6 @@ def _check_losses(losses: list[torch.Tensor], what: str) -> None:
         raise FloatingPointError(f"{what}: non-finite loss during the benchmark")
 
 
-def _random_images(n: int, channels: int, size: int, seed: int,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
-    gen = torch.Generator(device=device).manual_seed(seed)
-    return torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=gen,
-                         device=device)
-
-
 def _run_steps(step_fn: Callable[[int], None], device: torch.device, warmup: int,
                steps: int) -> float:
     for k in range(warmup):
@@ -223,7 +216,7 @@ def time_train_step(cfg: TrainConfig, *, warmup: int, steps: int, pool: int) -> 
     spec = dataset_spec(cfg.data.dataset)
     size = cfg.data.image_size or spec.image_size
     _reset_memory(rt.device)
-    images = _random_images(pool, spec.channels, size, cfg.seed, rt.device)
+    images = random_images(pool, spec.channels, size, cfg.seed, rt.device)
     order = BatchOrder(pool, cfg.train.batch_size, cfg.seed)
     train_step = build_train_step(cfg, spec, rt)
     if rt.compile:
@@ -259,7 +252,7 @@ def time_baseline(cfg: TrainConfig, *, warmup: int, steps: int, workers: int,
     warmup = warmup + workers * prefetch_factor
     total = warmup + steps
     _reset_memory(rt.device)
-    images = _random_images(total * cfg.train.batch_size, spec.channels, size, cfg.seed)
+    images = random_images(total * cfg.train.batch_size, spec.channels, size, cfg.seed)
     loader = conventional_loader(images, cfg.augment_config(), spec, cfg.train.batch_size,
                                  out_size=size, workers=workers, pin_memory=cuda, seed=cfg.seed,
                                  api=api, prefetch_factor=prefetch_factor)
@@ -313,7 +306,7 @@ def augment_throughput(dataset: str, size: int, batch: int, *, reps: int = 3,
 
     spec = dataset_spec(dataset)
     cfg = load_config(None, [f"data.dataset={dataset}"]).augment_config()
-    x = _random_images(batch, spec.channels, size, seed)
+    x = random_images(batch, spec.channels, size, seed)
     rows: list[dict[str, Any]] = []
 
     def measure(label: str, device: torch.device, fn: Callable[[], Any]) -> None:

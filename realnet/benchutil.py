@@ -1,5 +1,5 @@
 """Shared by the benchmarks (:mod:`realnet.bench`, :mod:`realnet.cpubench`): FLOPs of a training
-step counted on the meta device, and fixed-width text tables."""
+step counted on the meta device, a seeded pool of random images, and fixed-width text tables."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,7 @@ from .data import dataset_spec
 from .losses import LOSSES
 from .model import build_ssl_model, ssl_loss
 
-__all__ = ["count_flops", "step_flops_per_image", "Column", "format_table"]
+__all__ = ["count_flops", "step_flops_per_image", "random_images", "Column", "format_table"]
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -43,6 +43,14 @@ def step_flops_per_image(cfg: TrainConfig, *, n: int = 2) -> float:
         out.loss.backward()
 
     return count_flops(step) / n
+
+
+def random_images(n: int, channels: int, size: int, seed: int,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n`` random uint8 images ``(n, channels, size, size)`` on ``device``, seeded."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    return torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=gen,
+                         device=device)
 
 
 Column = tuple[str, str, Callable[[Any], str]]

@@ -25,7 +25,7 @@ import torch
 
 from analysis.jsonio import json_ready
 
-from .benchutil import _num, format_table, step_flops_per_image
+from .benchutil import _num, format_table, random_images, step_flops_per_image
 from .config import load_config
 from .data import dataset_spec
 from .momentum import momentum_at
@@ -84,10 +84,8 @@ def _cases(config: str, overrides: list[str], threads: Sequence[int]) -> list[_C
         rt = resolve_runtime(cfg)
         spec = dataset_spec(cfg.data.dataset)
         size = cfg.data.image_size or spec.image_size
-        g = torch.Generator().manual_seed(cfg.seed)
         pool = 4 * cfg.train.batch_size
-        images = torch.randint(0, 256, (pool, spec.channels, size, size), dtype=torch.uint8,
-                               generator=g)
+        images = random_images(pool, spec.channels, size, cfg.seed)
         for t in threads:
             step = build_train_step(cfg, spec, rt)
             cases.append(_Case(dtype, t, step, images, BatchOrder(pool, cfg.train.batch_size, 0), cfg))

@@ -87,6 +87,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .losses import at_least_float32
 from .models import MLP
 
 __all__ = [
@@ -244,7 +245,7 @@ def directpred_weight(F: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1, 
                       cj: float = 0.0) -> torch.Tensor:
     """``Wp = U diag(p) U^T`` for ``F = U diag(s) U^T`` (eigh in float32 or F's wider dtype),
     ``p = directset_spectrum(s)``; a batch ``(..., d, d)`` of correlations gives a batch of weights."""
-    F = F.float() if F.dtype not in (torch.float32, torch.float64) else F
+    F = at_least_float32(F)
     s, U = torch.linalg.eigh(F)
     p = directset_spectrum(s, alpha=alpha, eps=eps, floor=floor, cj=cj)
     return (U * p.unsqueeze(-2)) @ U.transpose(-1, -2)
@@ -253,7 +254,7 @@ def directpred_weight(F: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1, 
 def directcopy_weight(F: torch.Tensor, *, eps_copy: float = 0.25) -> torch.Tensor:
     """DirectCopy ``Wp = F / ||F||_2 + eps_copy I`` (spectral norm; 0/0 gives ``eps_copy I``); a
     batch ``(..., d, d)`` gives a batch of weights."""
-    F = F.float() if F.dtype not in (torch.float32, torch.float64) else F
+    F = at_least_float32(F)
     norm = torch.linalg.matrix_norm(F, ord=2).clamp_min(torch.finfo(F.dtype).tiny)
     return F / norm[..., None, None] + eps_copy * torch.eye(F.shape[-1], dtype=F.dtype, device=F.device)
 
