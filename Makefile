@@ -16,7 +16,7 @@ sweep-cpu:
 	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/cpu.toml --out $(SWEEP_OUT) --jobs 2
 
 .PHONY: gpu-check
-# On a CUDA machine: full-scale realnet.bench, realnet.numerics and pytest -m gpu in about 10
+# On a CUDA machine: full-scale realnet.tools.bench, realnet.tools.numerics and pytest -m gpu in about 10
 # minutes, every number and the targets' verdicts in gpu_check.json.
 gpu-check:
-	$(PYTHON) -m realnet.gpucheck --out gpu_check.json
+	$(PYTHON) -m realnet.tools.gpucheck --out gpu_check.json

@@ -168,7 +168,7 @@ def plot(data: FigureData, cfg: Config):
         ax_y.set_ylim(bottom=0.0)
         ax_y.legend(loc="upper right")
         probe_only = bool(np.all(sc["F_source"] == "probe"))  # no running F in the predictor
-        titles = (f"log$_{{10}}$ eigenvalues of $F$" + (" (probe batch)" if probe_only else ""),
+        titles = ("log$_{10}$ eigenvalues of $F$" + (" (probe batch)" if probe_only else ""),
                   r"eigenvalues of sym($W_p$)", r"alignment cos($W_p u_j, u_j$)",
                   "asymmetry / commutator")
         for ax, title in zip(axes[row], titles):

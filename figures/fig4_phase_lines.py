@@ -136,7 +136,6 @@ def plot(data: FigureData, cfg: Config):
     axes[0].set_ylabel(r"$dp_j/dt$ on the parabola (Eqn 16)")
 
     ax = axes[n]
-    br = data.tables["branches"]
     e_fine = np.linspace(0.0, cfg.eta_max, 400)
     pm, pp = fixed_point_branches(cfg.tau, e_fine, cfg.sigma2)
     ax.plot(e_fine, pp, color="k", lw=1.6)

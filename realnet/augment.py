@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import DatasetSpec, dataset_spec
+from .ranges import Allowed, check_fields, knob, number, ordered_pair
 
 __all__ = [
     "AugmentConfig",
@@ -57,54 +58,33 @@ _CROP_TRIES = 10
 _CPU_BLOCK_VALUES = 1 << 20  # output floats per block on CPU (4 MB, cache-sized temporaries)
 
 
+def _jitter_ok(v) -> bool:
+    if not isinstance(v, (tuple, list)) or len(v) != 4:
+        return False
+    b, c, sat, h = v
+    return all(number(0.0).ok(x) for x in (b, c, sat)) and number(0.0, 0.5).ok(h)
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Augmentation parameters; the defaults are the paper's CIFAR recipe (see :func:`default_augment`)."""
 
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # area fraction range of RandomResizedCrop
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect-ratio range (log-uniform)
-    flip_p: float = 0.5
-    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-    blur_p: float = 0.0
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    blur_kernel: int = 0  # odd kernel size; 0 = 10 % of the output size (odd)
+    crop_scale: tuple[float, float] = knob((0.08, 1.0), ordered_pair(0.0, 1.0))  # area fraction range of RandomResizedCrop
+    crop_ratio: tuple[float, float] = knob((3 / 4, 4 / 3), ordered_pair(0.0, math.inf))  # aspect-ratio range (log-uniform)
+    flip_p: float = knob(0.5, number(0.0, 1.0))
+    jitter: tuple[float, float, float, float] = knob((0.4, 0.4, 0.4, 0.1), Allowed(
+        _jitter_ok, "4 values (brightness, contrast, saturation >= 0; hue in [0, 0.5])"))
+    jitter_p: float = knob(0.8, number(0.0, 1.0))
+    grayscale_p: float = knob(0.2, number(0.0, 1.0))
+    blur_p: float = knob(0.0, number(0.0, 1.0))
+    blur_sigma: tuple[float, float] = knob((0.1, 2.0), ordered_pair(0.0, math.inf))
+    blur_kernel: int = knob(0, Allowed(  # odd kernel size; 0 = 10 % of the output size (odd)
+        lambda k: isinstance(k, int) and not isinstance(k, bool) and (k == 0 or (k > 0 and k % 2 == 1)),
+        "0 (auto) or an odd integer >= 1"))
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming ``augment.<key>`` and the allowed range."""
-        lo, hi = _pair("crop_scale", self.crop_scale)
-        if not (0 < lo <= hi <= 1):
-            raise ValueError(f"augment.crop_scale: need 0 < lo <= hi <= 1, got {self.crop_scale}")
-        lo, hi = _pair("crop_ratio", self.crop_ratio)
-        if not (0 < lo <= hi < math.inf):
-            raise ValueError(f"augment.crop_ratio: need 0 < lo <= hi, got {self.crop_ratio}")
-        for key in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
-            v = getattr(self, key)
-            if not isinstance(v, (int, float)) or not (0 <= v <= 1):
-                raise ValueError(f"augment.{key}: must lie in [0, 1], got {v!r}")
-        if len(self.jitter) != 4:
-            raise ValueError("augment.jitter: need 4 values (brightness, contrast, saturation, hue), "
-                             f"got {self.jitter}")
-        b, c, s, h = (float(v) for v in self.jitter)
-        if not all(0 <= v < math.inf for v in (b, c, s)):
-            raise ValueError(f"augment.jitter: brightness/contrast/saturation must be >= 0, got {self.jitter}")
-        if not (0 <= h <= 0.5):
-            raise ValueError(f"augment.jitter: hue must lie in [0, 0.5], got {h}")
-        lo, hi = _pair("blur_sigma", self.blur_sigma)
-        if not (0 < lo <= hi < math.inf):
-            raise ValueError(f"augment.blur_sigma: need 0 < lo <= hi, got {self.blur_sigma}")
-        k = self.blur_kernel
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0 or (k > 0 and k % 2 == 0):
-            raise ValueError(f"augment.blur_kernel: must be 0 (auto) or an odd integer >= 1, got {k!r}")
-
-
-def _pair(key: str, v) -> tuple[float, float]:
-    try:
-        lo, hi = (float(x) for x in v)
-    except (TypeError, ValueError):
-        raise ValueError(f"augment.{key}: need a pair (lo, hi), got {v!r}") from None
-    return lo, hi
+        """Raise ``ValueError`` naming ``augment.<key>`` and the allowed values."""
+        check_fields(self, "augment.")
 
 
 # Paper recipe (THEORY.md section 4) and the public DirectPred code (data/transforms.py):

@@ -44,8 +44,9 @@ from typing import Any
 from .augment import AugmentConfig
 from .optim import OptimConfig
 from .predictors import PredictorConfig
+from .ranges import Allowed, check_fields, fail, integer, knob
 from .sections import (EMA_SCHEDULES, METHODS, DataConfig, EvalConfig, LogConfig, LoopConfig,
-                       MethodConfig, ModelConfig, _fail, _int_at_least)
+                       MethodConfig, ModelConfig)
 
 __all__ = [
     "DataConfig",
@@ -73,8 +74,11 @@ class TrainConfig:
     """The whole run. ``augment`` holds overrides of the dataset's default augmentation
     (:func:`realnet.augment.default_augment`), keyed by :class:`AugmentConfig` field."""
 
-    seed: int = 0
-    device: str = "auto"
+    seed: int = knob(0, integer(0))
+    device: str = knob("auto", Allowed(
+        lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or
+                                          (v.startswith("cuda:") and v[5:].isdigit())),
+        "'auto', 'cpu', 'cuda' or 'cuda:N'"))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -87,10 +91,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check every value; raise ValueError naming the first bad key. Returns ``self``."""
-        _int_at_least("seed", self.seed, 0)
-        if not (self.device in ("auto", "cpu", "cuda") or
-                (self.device.startswith("cuda:") and self.device[5:].isdigit())):
-            _fail("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        check_fields(self, "")
         for section in (self.data, self.model, self.method, self.predictor, self.optim,
                         self.train, self.eval, self.log):
             section.validate()
@@ -99,13 +100,11 @@ class TrainConfig:
             _coerce(v, hints[k], f"augment.{k}")
         self.augment_config().validate()
         if self.predictor.feature_blocks > self.model.proj_dim:
-            _fail("predictor.feature_blocks", self.predictor.feature_blocks,
-                  f"an integer in [1, model.proj_dim={self.model.proj_dim}]")
+            fail("predictor.feature_blocks", self.predictor.feature_blocks,
+                 f"an integer in [1, model.proj_dim={self.model.proj_dim}]")
         if self.data.ssl_limit is not None and self.data.ssl_limit < self.train.batch_size:
-            _fail("data.ssl_limit", self.data.ssl_limit,
-                  f"at least train.batch_size={self.train.batch_size} (or none)")
-        if self.log.probe_size > 8192:
-            _fail("log.probe_size", self.log.probe_size, "an integer in [2, 8192]")
+            fail("data.ssl_limit", self.data.ssl_limit,
+                 f"at least train.batch_size={self.train.batch_size} (or none)")
         return self
 
     def augment_config(self) -> AugmentConfig:
@@ -167,37 +166,39 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, a, key)
             except ValueError as e:
                 errors.append(str(e))
-        raise ValueError(errors[0] if errors else f"{key}: cannot be none")
+        if not errors:
+            fail(key, value, "a value (not none)")
+        raise ValueError(errors[0] + (" or none (auto)" if type(None) in args else ""))
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ValueError(f"{key}: expected a table of {tp.__name__} keys, got {value!r}")
+            fail(key, value, f"a table of {tp.__name__} keys")
         return _build(tp, value, key + ".")
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"{key}={value!r} is invalid: allowed true or false")
+        fail(key, value, "true or false")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ValueError(f"{key}={value!r} is invalid: allowed an integer")
+        fail(key, value, "an integer")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ValueError(f"{key}={value!r} is invalid: allowed a number")
+        fail(key, value, "a number")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ValueError(f"{key}={value!r} is invalid: allowed a string")
+        fail(key, value, "a string")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}={value!r} is invalid: allowed a list")
+            fail(key, value, "a list")
         args = typing.get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise ValueError(f"{key}={value!r} is invalid: allowed {len(args)} values")
+                fail(key, value, f"{len(args)} values")
             items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
         else:
             a = args[0] if args else Any
@@ -206,10 +207,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is typing.Literal:
         if value in typing.get_args(tp):
             return value
-        _fail(key, value, "one of " + ", ".join(map(repr, typing.get_args(tp))))
+        fail(key, value, "one of " + ", ".join(map(repr, typing.get_args(tp))))
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{key}: expected a table, got {value!r}")
+            fail(key, value, "a table")
         return dict(value)
     raise TypeError(f"{key}: unsupported field type {tp!r}")  # a programming error, not input
 
@@ -236,7 +237,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 def _build_open_table(schema: type, value: Any, key: str) -> dict[str, Any]:
     """A table whose keys are (a subset of) the fields of ``schema``, typed by them."""
     if not isinstance(value, dict):
-        raise ValueError(f"{key}: expected a table of {schema.__name__} keys, got {value!r}")
+        fail(key, value, f"a table of {schema.__name__} keys")
     hints = _schema_types(schema)
     out = {}
     for k, v in value.items():

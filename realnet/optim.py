@@ -30,6 +30,8 @@ from typing import Callable, Iterable
 import torch
 from torch.optim import Optimizer
 
+from .ranges import check_fields, fail, integer, knob, number, one_of
+
 __all__ = ["OptimConfig", "LARS", "OPTIMIZERS", "LR_SCHEDULES", "build_optimizer", "lr_at"]
 
 
@@ -83,36 +85,9 @@ class LARS(Optimizer):
         return loss
 
 
-@dataclass
-class OptimConfig:
-    """Optimiser and lr schedule; defaults are the paper's recipe (SGD 0.03 / 0.9 / 4e-4, constant)."""
-
-    name: str = "sgd"            # sgd | lars
-    lr: float = 0.03             # online learning rate `a` (the base of every group)
-    momentum: float = 0.9
-    weight_decay: float = 4e-4   # `a * eta` in the theory's terms
-    schedule: str = "constant"   # constant | cosine
-    warmup_steps: int = 0        # linear warm-up length in optimiser steps
-    lars_eta: float = 1e-3       # LARS trust coefficient (used only by "lars")
-
-    def validate(self) -> None:
-        """ValueError naming ``optim.<key>`` and the allowed range for any invalid value."""
-        if self.name not in OPTIMIZERS:
-            raise ValueError(f"optim.name: unknown optimiser {self.name!r}; choose one of {sorted(OPTIMIZERS)}")
-        if self.schedule not in LR_SCHEDULES:
-            raise ValueError(f"optim.schedule: unknown schedule {self.schedule!r}; choose one of {sorted(LR_SCHEDULES)}")
-        _check(math.isfinite(self.lr) and self.lr > 0, "optim.lr", "> 0", self.lr)
-        _check(0 <= self.momentum < 1, "optim.momentum", "in [0, 1)", self.momentum)
-        _check(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "optim.weight_decay", ">= 0",
-               self.weight_decay)
-        _check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "optim.warmup_steps",
-               "an integer >= 0", self.warmup_steps)
-        _check(math.isfinite(self.lars_eta) and self.lars_eta > 0, "optim.lars_eta", "> 0", self.lars_eta)
-
-
 def _check(ok: bool, key: str, allowed: str, value) -> None:
     if not ok:
-        raise ValueError(f"{key}: must be {allowed}, got {value!r}")
+        fail(key, value, allowed)
 
 
 def _sgd(param_groups: list[dict], cfg: OptimConfig) -> Optimizer:
@@ -126,15 +101,6 @@ def _lars(param_groups: list[dict], cfg: OptimConfig) -> Optimizer:
 OPTIMIZERS: dict[str, Callable[[list[dict], OptimConfig], Optimizer]] = {"sgd": _sgd, "lars": _lars}
 
 
-def build_optimizer(param_groups: list[dict], cfg: OptimConfig) -> Optimizer:
-    """Optimiser over ``param_groups`` (torch's list of ``{"params": ..., optional "lr", ...}``);
-    options a group leaves out come from ``cfg``."""
-    cfg.validate()
-    if not param_groups:
-        raise ValueError("param_groups: must hold at least one group")
-    return OPTIMIZERS[cfg.name](param_groups, cfg)
-
-
 def _constant(progress: float) -> float:
     return 1.0
 
@@ -146,18 +112,43 @@ def _cosine(progress: float) -> float:
 LR_SCHEDULES: dict[str, Callable[[float], float]] = {"constant": _constant, "cosine": _cosine}
 
 
+@dataclass
+class OptimConfig:
+    """Optimiser and lr schedule; defaults are the paper's recipe (SGD 0.03 / 0.9 / 4e-4, constant)."""
+
+    name: str = knob("sgd", one_of(OPTIMIZERS))  # sgd | lars
+    lr: float = knob(0.03, number(0.0, lo_open=True))      # online learning rate `a` (the base of every group)
+    momentum: float = knob(0.9, number(0.0, 1.0, hi_open=True))
+    weight_decay: float = knob(4e-4, number(0.0))         # `a * eta` in the theory's terms
+    schedule: str = knob("constant", one_of(LR_SCHEDULES))  # constant | cosine
+    warmup_steps: int = knob(0, integer(0))                # linear warm-up length in optimiser steps
+    lars_eta: float = knob(1e-3, number(0.0, lo_open=True))  # LARS trust coefficient (used only by "lars")
+
+    def validate(self) -> None:
+        """ValueError naming ``optim.<key>`` and the allowed values for any invalid value."""
+        check_fields(self, "optim.")
+
+
+def build_optimizer(param_groups: list[dict], cfg: OptimConfig) -> Optimizer:
+    """Optimiser over ``param_groups`` (torch's list of ``{"params": ..., optional "lr", ...}``);
+    options a group leaves out come from ``cfg``."""
+    cfg.validate()
+    if not param_groups:
+        raise ValueError("param_groups: must hold at least one group")
+    return OPTIMIZERS[cfg.name](param_groups, cfg)
+
+
 def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
     """Learning-rate multiplier for optimiser step ``step`` (0-based, ``0 <= step <= total_steps``).
 
     Warm-up ``(step + 1) / warmup_steps`` while ``step < warmup_steps``; then the schedule at
     progress ``(step - warmup) / (total_steps - warmup)`` in [0, 1].
     """
-    if cfg.schedule not in LR_SCHEDULES:
-        raise ValueError(f"optim.schedule: unknown schedule {cfg.schedule!r}; choose one of {sorted(LR_SCHEDULES)}")
-    _check(total_steps >= 1, "total_steps", ">= 1", total_steps)
-    _check(0 <= step <= total_steps, "step", f"in [0, total_steps={total_steps}]", step)
+    cfg.validate()
+    _check(total_steps >= 1, "total_steps", "an integer >= 1", total_steps)
+    _check(0 <= step <= total_steps, "step", f"an integer in [0, total_steps={total_steps}]", step)
     w = cfg.warmup_steps
-    _check(0 <= w < total_steps, "optim.warmup_steps", f"in [0, total_steps={total_steps})", w)
+    _check(w < total_steps, "optim.warmup_steps", f"an integer in [0, total_steps={total_steps})", w)
     if step < w:
         return (step + 1) / w
     return LR_SCHEDULES[cfg.schedule]((step - w) / (total_steps - w))

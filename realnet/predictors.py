@@ -79,16 +79,20 @@ Optimal (``"optimal"``, paper's Table 1)
 """
 from __future__ import annotations
 
-import math
+import dataclasses
+import inspect
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .losses import at_least_float32
+from .directset import (batch_moment, blockwise, directcopy_weight, directpred_weight, directset_spectrum,
+                        feature_blocks, hyperplane_sides, optimal_weight, partitioned_predict, running_update,
+                        side_moments)
 from .models import MLP
+from .ranges import check_fields, fail, flag, integer, knob, number, one_of
 
 __all__ = [
     "PredictorConfig",
@@ -100,7 +104,7 @@ __all__ = [
     "OptimalPredictor",
     "IdentityPredictor",
     "PREDICTORS",
-    "SPECTRAL_RULES",
+    "predictor_knobs",
     "build_predictor",
     "predictor_param_groups",
     "batch_moment",
@@ -125,202 +129,65 @@ __all__ = [
 class PredictorConfig:
     """Predictor choice and knobs (defaults: DirectPred with rho 0.3, eps 0.1, freq 1).
 
-    Keys used by one predictor only must keep their defaults for the others (``bias``,
-    ``symmetrize``: linear; ``cj``, ``alpha``: directpred; ``partitions``, ``feature_blocks``:
-    directpred/directcopy;
-    ``reset_momentum``: directpred/directcopy/optimal). Other knobs are simply unused elsewhere.
+    ``name``, ``rho``, ``lr_ratio`` and ``weight_decay`` apply to every predictor. Every other key
+    is a keyword argument of some predictors' constructors (:data:`PREDICTORS`, read from their
+    signatures by :func:`predictor_knobs`); it must keep its default when ``name`` is a predictor
+    that does not take it, so that a run's config never holds a knob that had no effect.
     """
 
-    name: str = "directpred"      # registry key, see PREDICTORS
-    hidden_dim: int = 512         # mlp hidden width
-    bias: bool = False            # linear: add a bias
-    symmetrize: bool = False      # linear: Wp <- (Wp + Wp^T)/2 after every optimiser step
-    rho: float = 0.3              # running-correlation decay (all predictors)
-    eps: float = 0.1              # directpred additive eps
-    floor: float = 1e-4           # directpred floor on p_j
-    freq: int = 1                 # directpred/directcopy: set every freq steps
-    cj: float = 0.0               # directpred c_j ablation (0 = off)
-    alpha: float = 0.5            # DirectSet exponent (0.5 = DirectPred)
-    partitions: int = 1           # directpred/directcopy: k random hyperplanes (paper's partitioned predictor)
-    partition_seed: int = 0       # seed of the hyperplanes
-    feature_blocks: int = 1       # directpred/directcopy: k random blocks of feature dims
-    block_seed: int = 0           # seed of the feature blocks
-    eps_copy: float = 0.25        # directcopy: Wp = F/||F||_2 + eps_copy I
-    optimal_every: int = 1        # optimal: set every optimal_every steps
-    optimal_reg: float = 1e-2     # optimal: ridge coefficient reg
-    reset_momentum: bool = False  # set predictors: zero the weight's momentum buffer at a setting
-    lr_ratio: float = 1.0         # alpha_p: predictor lr = lr_ratio * lr
-    weight_decay: float | None = None  # predictor-only weight decay; None = the global one
+    name: str = knob("directpred", one_of(lambda: PREDICTORS))  # registry key, see PREDICTORS
+    hidden_dim: int = knob(512, integer(1))             # mlp hidden width
+    bias: bool = knob(False, flag())                    # linear: add a bias
+    symmetrize: bool = knob(False, flag())              # linear: Wp <- (Wp + Wp^T)/2 after every optimiser step
+    rho: float = knob(0.3, number(0.0, 1.0, hi_open=True))  # running-correlation decay (all predictors)
+    eps: float = knob(0.1, number(0.0))                 # directpred additive eps
+    floor: float = knob(1e-4, number(0.0, lo_open=True))  # directpred floor on p_j
+    freq: int = knob(1, integer(1))                     # directpred/directcopy: set every freq steps
+    cj: float = knob(0.0, number(hi=1.0, hi_open=True))  # directpred c_j ablation (0 = off; < 1 keeps the top mode)
+    alpha: float = knob(0.5, number(0.0, lo_open=True))  # DirectSet exponent (0.5 = DirectPred)
+    partitions: int = knob(1, integer(1))               # directpred/directcopy: k random hyperplanes (paper's partitioned predictor)
+    partition_seed: int = knob(0, integer(0))           # seed of the hyperplanes
+    feature_blocks: int = knob(1, integer(1))           # directpred/directcopy: k random blocks of feature dims
+    block_seed: int = knob(0, integer(0))               # seed of the feature blocks
+    eps_copy: float = knob(0.25, number(0.0))           # directcopy: Wp = F/||F||_2 + eps_copy I
+    optimal_every: int = knob(1, integer(1))            # optimal: set every optimal_every steps
+    optimal_reg: float = knob(1e-2, number(0.0))        # optimal: ridge coefficient reg
+    reset_momentum: bool = knob(False, flag())          # set predictors: zero the weight's momentum buffer at a setting
+    lr_ratio: float = knob(1.0, number(0.0, lo_open=True))  # alpha_p: predictor lr = lr_ratio * lr
+    weight_decay: float | None = knob(None, number(0.0, optional=True))  # predictor-only weight decay; None = the global one
 
     def validate(self) -> None:
-        """ValueError naming ``predictor.<key>`` and the allowed range for any invalid value."""
-        if self.name not in PREDICTORS:
-            raise ValueError(f"predictor.name: unknown predictor {self.name!r}; choose one of {sorted(PREDICTORS)}")
-        _int_min("hidden_dim", self.hidden_dim, 1)
-        for key in ("bias", "symmetrize", "reset_momentum"):
-            if not isinstance(getattr(self, key), bool):
-                _fail(key, "a bool", getattr(self, key))
-        _number("rho", self.rho, lambda v: 0 <= v < 1, "in [0, 1)")
-        _number("eps", self.eps, lambda v: v >= 0, ">= 0")
-        _number("floor", self.floor, lambda v: v > 0, "> 0")
-        _int_min("freq", self.freq, 1)
-        _number("cj", self.cj, lambda v: v < 1, "< 1 (the top mode keeps p > floor)")
-        _number("alpha", self.alpha, lambda v: v > 0, "> 0")
-        _int_min("partitions", self.partitions, 1)
-        _int_min("partition_seed", self.partition_seed, 0)
-        _int_min("feature_blocks", self.feature_blocks, 1)
-        _int_min("block_seed", self.block_seed, 0)
+        """ValueError naming ``predictor.<key>`` and the allowed values for any invalid value."""
+        check_fields(self, "predictor.")
         if self.partitions > 1 and self.feature_blocks > 1:
-            _fail("feature_blocks", "1 when predictor.partitions > 1 (one or the other)", self.feature_blocks)
+            fail("predictor.feature_blocks", self.feature_blocks, "1 when predictor.partitions > 1 (one or the other)")
         if self.partitions > 1 and self.freq != 1:
-            _fail("freq", "1 when predictor.partitions > 1 (the partitioned predictor sets its weights "
-                  "at every step, as the paper's code)", self.freq)
-        _number("eps_copy", self.eps_copy, lambda v: v >= 0, ">= 0")
-        _int_min("optimal_every", self.optimal_every, 1)
-        _number("optimal_reg", self.optimal_reg, lambda v: v >= 0, ">= 0")
-        _number("lr_ratio", self.lr_ratio, lambda v: v > 0, "> 0")
-        if self.weight_decay is not None:
-            _number("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0 or None")
-        for key, names in _ONLY_FOR.items():
-            if getattr(self, key) != getattr(PredictorConfig, key) and self.name not in names:
-                _fail(key, f"left at its default {getattr(PredictorConfig, key)!r} unless predictor.name is one "
-                      f"of {sorted(names)} (predictor.name={self.name!r})", getattr(self, key))
+            fail("predictor.freq", self.freq, "1 when predictor.partitions > 1 (the partitioned predictor sets "
+                 "its weights at every step, as the paper's code)")
+        takes = predictor_knobs(self.name)
+        for f in dataclasses.fields(self):
+            if f.name not in _EVERY_PREDICTOR and f.name not in takes and getattr(self, f.name) != f.default:
+                users = sorted(n for n in PREDICTORS if f.name in predictor_knobs(n))
+                fail(f"predictor.{f.name}", getattr(self, f.name),
+                     f"only its default {f.default!r} with predictor.name={self.name!r} (a knob of "
+                     f"{', '.join(users)})")
+
+    def knobs(self) -> dict[str, Any]:
+        """The keyword arguments of this config's predictor (``dim`` aside)."""
+        return {k: getattr(self, k) for k in predictor_knobs(self.name)}
 
 
-_ONLY_FOR: dict[str, tuple[str, ...]] = {
-    "bias": ("linear",),
-    "symmetrize": ("linear",),
-    "cj": ("directpred",),
-    "alpha": ("directpred",),
-    "partitions": ("directpred", "directcopy"),
-    "feature_blocks": ("directpred", "directcopy"),
-    "reset_momentum": ("directpred", "directcopy", "optimal"),
-}
+#: Keys that apply to every predictor: the registry key and the optimiser group's lr and wd.
+_EVERY_PREDICTOR = ("name", "lr_ratio", "weight_decay")
 
 
-def _fail(key: str, allowed: str, value) -> None:
-    raise ValueError(f"predictor.{key}: must be {allowed}, got {value!r}")
+def predictor_knobs(name: str) -> tuple[str, ...]:
+    """The keyword-only arguments of ``PREDICTORS[name]`` (its config knobs)."""
+    params = inspect.signature(PREDICTORS[name]).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-def _number(key: str, value, ok: Callable[[float], bool], allowed: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
-        _fail(key, allowed, value)
-
-
-def _int_min(key: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        _fail(key, f"an integer >= {lo}", value)
-
-
-# ---------------------------------------------------------------------------------------------
-# the mathematics (pure functions)
-# ---------------------------------------------------------------------------------------------
-def batch_moment(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``mean_i a_i b_i^T`` for rows ``a_i, b_i`` of ``(n, d)`` tensors (``b = a`` by default):
-    the uncentred second moment (``(d, d)``, row index from ``a``)."""
-    b = a if b is None else b
-    return a.T @ b / a.shape[0]
-
-
-def running_update(prev: torch.Tensor, new: torch.Tensor, rho: float, first: torch.Tensor | bool) -> torch.Tensor:
-    """``rho prev + (1 - rho) new``, or ``new`` when ``first`` (the first batch initialises)."""
-    return torch.where(torch.as_tensor(first, device=new.device), new, rho * prev + (1.0 - rho) * new)
-
-
-def directset_spectrum(s: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1, floor: float = 1e-4,
-                       cj: float = 0.0) -> torch.Tensor:
-    """Predictor eigenvalues ``p_j`` from correlation eigenvalues ``s_j`` (THEORY.md section 3).
-
-    ``r_j = max(s_j, 0) / s_max``. ``cj == 0``: ``p_j = max(r_j^alpha + eps, floor)`` (DirectPred at
-    ``alpha = 1/2``, DirectSet(alpha) otherwise). ``cj != 0``: ``p_j = max(r_j - cj, floor)^alpha``.
-    """
-    s_pos = s.clamp_min(0)
-    r = s_pos / s_pos.amax(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
-    if cj != 0:
-        return (r - cj).clamp_min(floor).pow(alpha)
-    return (r.pow(alpha) + eps).clamp_min(floor)
-
-
-def directpred_weight(F: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1, floor: float = 1e-4,
-                      cj: float = 0.0) -> torch.Tensor:
-    """``Wp = U diag(p) U^T`` for ``F = U diag(s) U^T`` (eigh in float32 or F's wider dtype),
-    ``p = directset_spectrum(s)``; a batch ``(..., d, d)`` of correlations gives a batch of weights."""
-    F = at_least_float32(F)
-    s, U = torch.linalg.eigh(F)
-    p = directset_spectrum(s, alpha=alpha, eps=eps, floor=floor, cj=cj)
-    return (U * p.unsqueeze(-2)) @ U.transpose(-1, -2)
-
-
-def directcopy_weight(F: torch.Tensor, *, eps_copy: float = 0.25) -> torch.Tensor:
-    """DirectCopy ``Wp = F / ||F||_2 + eps_copy I`` (spectral norm; 0/0 gives ``eps_copy I``); a
-    batch ``(..., d, d)`` gives a batch of weights."""
-    F = at_least_float32(F)
-    norm = torch.linalg.matrix_norm(F, ord=2).clamp_min(torch.finfo(F.dtype).tiny)
-    return F / norm[..., None, None] + eps_copy * torch.eye(F.shape[-1], dtype=F.dtype, device=F.device)
-
-
-def optimal_weight(C_ff: torch.Tensor, C_tf: torch.Tensor, reg: float) -> torch.Tensor:
-    """Ridge solution ``Wp = C_tf (C_ff + reg I)^{-1}`` of ``min E||Wp f - z_t||^2 + reg ||Wp||_F^2``
-    (stationarity: ``Wp C_ff - C_tf + reg Wp = 0``), solved in float64 and returned in float64."""
-    A = C_ff.double() + reg * torch.eye(C_ff.shape[0], dtype=torch.float64, device=C_ff.device)
-    # (C_ff + reg I) is symmetric, so Wp^T = (C_ff + reg I)^{-1} C_tf^T.
-    Wp = torch.linalg.solve(A, C_tf.double().T).T
-    if not torch.isfinite(Wp).all():
-        raise FloatingPointError("optimal predictor: C_ff + reg I is singular; raise predictor.optimal_reg")
-    return Wp
-
-
-def feature_blocks(dim: int, k: int, seed: int) -> list[torch.Tensor]:
-    """``k`` index blocks of a seeded random permutation of ``range(dim)`` (sizes differ by at most
-    one, the larger ones first). ``k == 1`` gives the identity order."""
-    if not 1 <= k <= dim:
-        raise ValueError(f"predictor.feature_blocks: must lie in [1, d={dim}], got {k}")
-    if k == 1:
-        return [torch.arange(dim)]
-    perm = torch.randperm(dim, generator=torch.Generator().manual_seed(seed))
-    return list(torch.tensor_split(perm, k))
-
-
-def blockwise(F: torch.Tensor, blocks: list[torch.Tensor], block_weight: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """``Wp`` with ``Wp[I_b, I_b] = block_weight(F[I_b, I_b])`` for each block and 0 elsewhere."""
-    if len(blocks) == 1:
-        return block_weight(F)
-    Wp = torch.zeros_like(F)
-    for idx in blocks:
-        idx = idx.to(F.device)
-        Wp[idx[:, None], idx] = block_weight(F[idx[:, None], idx]).to(F.dtype)
-    return Wp
-
-
-def hyperplane_sides(f: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
-    """``(B, k)`` bool: sample ``b`` is on the positive side of hyperplane ``i`` when
-    ``<w_i, f_b>`` is at least the batch mean of ``<w_i, f>`` (``f``: ``(B, d)`` one view's batch,
-    ``planes``: ``(d, k)``, column ``i`` is ``w_i``)."""
-    proj = f @ planes
-    return proj >= proj.mean(dim=0, keepdim=True)
-
-
-def side_moments(f: torch.Tensor, sides: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per hyperplane ``i``, the mean of ``f_b f_b^T`` over the samples on its positive side and on
-    its negative side (``(k, d, d)`` each; zero where a side is empty) and the two sample counts
-    ``(k,)``. ``f``: ``(n, d)``, ``sides``: ``(n, k)`` bool."""
-    on = sides.to(f.dtype)
-    off = 1.0 - on
-    n_pos, n_neg = on.sum(0), off.sum(0)
-    m_pos = torch.einsum("nk,nd,ne->kde", on, f, f) / n_pos.clamp_min(1)[:, None, None]
-    m_neg = torch.einsum("nk,nd,ne->kde", off, f, f) / n_neg.clamp_min(1)[:, None, None]
-    return m_pos, m_neg, n_pos, n_neg
-
-
-def partitioned_predict(f: torch.Tensor, sides: torch.Tensor, W_pos: torch.Tensor,
-                        W_neg: torch.Tensor) -> torch.Tensor:
-    """``p_b = (1/k) sum_i W_i(side) f_b`` with ``W_i(side) = W_pos[i]`` on the positive side of
-    hyperplane ``i`` and ``W_neg[i]`` on the negative one (``f``: ``(B, d)``, ``sides``: ``(B, k)``,
-    weights ``(k, d, d)`` applied as ``W f``)."""
-    on = sides.to(f.dtype).unsqueeze(-1)
-    y_pos = torch.einsum("bd,ked->bke", f, W_pos.to(f.dtype))
-    y_neg = torch.einsum("bd,ked->bke", f, W_neg.to(f.dtype))
-    return (on * y_pos + (1.0 - on) * y_neg).mean(dim=1)
+_blocks_of = feature_blocks  # for the constructors, whose knob of that name shadows it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,10 +196,10 @@ def partitioned_predict(f: torch.Tensor, sides: torch.Tensor, W_pos: torch.Tenso
 class Predictor(nn.Module):
     """Base: keeps the running correlation ``F`` of the online projector outputs (module docstring)."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int) -> None:
+    def __init__(self, dim: int, *, rho: float) -> None:
         super().__init__()
         self.dim = int(dim)
-        self.rho = float(cfg.rho)
+        self.rho = float(rho)
         self.register_buffer("F", torch.zeros(self.dim, self.dim))
         self.register_buffer("n_observed", torch.zeros((), dtype=torch.long))
         # host-side "observe() has run", so that the per-step check below needs no device read
@@ -388,9 +255,9 @@ class Predictor(nn.Module):
 class MLPPredictor(Predictor):
     """Two-layer predictor ``d -> hidden_dim -> d`` (BN without affine, ReLU; paper: 128-512-128)."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int) -> None:
-        super().__init__(cfg, dim)
-        self.mlp = MLP(dim, cfg.hidden_dim, dim)
+    def __init__(self, dim: int, *, rho: float, hidden_dim: int) -> None:
+        super().__init__(dim, rho=rho)
+        self.mlp = MLP(dim, hidden_dim, dim)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.mlp(z)
@@ -410,10 +277,10 @@ class LinearPredictor(Predictor):
     """Linear ``d x d`` predictor trained by SGD (bias-free unless ``bias``). With ``symmetrize``
     the weight starts symmetric and is replaced by ``(W + W^T)/2`` after every optimiser step."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int) -> None:
-        super().__init__(cfg, dim)
-        self.linear = nn.Linear(dim, dim, bias=cfg.bias)
-        self.symmetrize = cfg.symmetrize
+    def __init__(self, dim: int, *, rho: float, bias: bool, symmetrize: bool) -> None:
+        super().__init__(dim, rho=rho)
+        self.linear = nn.Linear(dim, dim, bias=bias)
+        self.symmetrize = symmetrize
         if self.symmetrize:
             self._symmetrize()
 
@@ -437,11 +304,11 @@ class _SetPredictor(Predictor):
     """Bias-free linear predictor overwritten every ``every`` optimiser steps by ``compute_weight()``
     and trained by SGD in between (module docstring: setting schedule)."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int, every: int) -> None:
-        super().__init__(cfg, dim)
+    def __init__(self, dim: int, *, rho: float, every: int, reset_momentum: bool) -> None:
+        super().__init__(dim, rho=rho)
         self.linear = nn.Linear(dim, dim, bias=False)
         self.every = int(every)
-        self.reset_momentum = cfg.reset_momentum
+        self.reset_momentum = reset_momentum
         if self.every == 1:  # a pure function of F: no gradient step would survive the next setting
             self.linear.weight.requires_grad_(False)
 
@@ -473,21 +340,15 @@ class _SetPredictor(Predictor):
                 buf.zero_()
 
 
-#: ``predictor.name`` -> the rule ``F -> Wp`` of a spectral set predictor, built from its config.
-SPECTRAL_RULES: dict[str, Callable[[PredictorConfig], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "directpred": lambda c: partial(directpred_weight, alpha=c.alpha, eps=c.eps, floor=c.floor, cj=c.cj),
-    "directcopy": lambda c: partial(directcopy_weight, eps_copy=c.eps_copy),
-}
-
-
 class _SpectralSetPredictor(_SetPredictor):
-    """A set predictor computed from ``F`` by its :data:`SPECTRAL_RULES` rule, block by block over
-    ``feature_blocks`` random blocks."""
+    """A set predictor computed from ``F`` by a spectral rule ``F -> Wp``, block by block over
+    ``feature_blocks`` random blocks (one block: the whole ``F``)."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int) -> None:
-        super().__init__(cfg, dim, cfg.freq)
-        self.blocks = feature_blocks(dim, cfg.feature_blocks, cfg.block_seed)
-        self.block_weight = SPECTRAL_RULES[cfg.name](cfg)
+    def __init__(self, dim: int, *, rule: Callable[[torch.Tensor], torch.Tensor], rho: float, freq: int,
+                 feature_blocks: int, block_seed: int, reset_momentum: bool) -> None:
+        super().__init__(dim, rho=rho, every=freq, reset_momentum=reset_momentum)
+        self.blocks = _blocks_of(dim, feature_blocks, block_seed)
+        self.block_weight = rule
 
     def compute_weight(self) -> torch.Tensor:
         return blockwise(self.F, self.blocks, self.block_weight)
@@ -496,21 +357,33 @@ class _SpectralSetPredictor(_SetPredictor):
 class DirectPredPredictor(_SpectralSetPredictor):
     """DirectPred / DirectSet(alpha): ``Wp = U diag(p) U^T`` from the eigen-decomposition of ``F``."""
 
+    def __init__(self, dim: int, *, rho: float, alpha: float, eps: float, floor: float, cj: float,
+                 freq: int, feature_blocks: int, block_seed: int, reset_momentum: bool) -> None:
+        super().__init__(dim, rule=partial(directpred_weight, alpha=alpha, eps=eps, floor=floor, cj=cj),
+                         rho=rho, freq=freq, feature_blocks=feature_blocks, block_seed=block_seed,
+                         reset_momentum=reset_momentum)
+
 
 class DirectCopyPredictor(_SpectralSetPredictor):
     """DirectCopy: ``Wp = F / ||F||_2 + eps_copy I`` (no eigen-decomposition)."""
+
+    def __init__(self, dim: int, *, rho: float, eps_copy: float, freq: int, feature_blocks: int,
+                 block_seed: int, reset_momentum: bool) -> None:
+        super().__init__(dim, rule=partial(directcopy_weight, eps_copy=eps_copy), rho=rho, freq=freq,
+                         feature_blocks=feature_blocks, block_seed=block_seed, reset_momentum=reset_momentum)
 
 
 class PartitionedPredictor(Predictor):
     """The paper's partitioned DirectPred (module docstring): ``k`` hyperplanes, a running
     correlation and a weight per side, predictions averaged over the ``k`` sides a sample is on.
-    The weights follow DirectPred's or DirectCopy's rule (:data:`SPECTRAL_RULES`)."""
+    The weights follow a spectral rule ``F -> W`` (DirectPred's or DirectCopy's)."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int) -> None:
-        super().__init__(cfg, dim)
-        k = cfg.partitions
-        self.rule = SPECTRAL_RULES[cfg.name](cfg)
-        g = torch.Generator().manual_seed(cfg.partition_seed)
+    def __init__(self, dim: int, *, rule: Callable[[torch.Tensor], torch.Tensor], rho: float,
+                 partitions: int, partition_seed: int) -> None:
+        super().__init__(dim, rho=rho)
+        k = partitions
+        self.rule = rule
+        g = torch.Generator().manual_seed(partition_seed)
         self.register_buffer("planes", torch.randn(dim, k, generator=g))
         for side in ("pos", "neg"):
             self.register_buffer(f"F_{side}", torch.zeros(k, dim, dim))
@@ -554,9 +427,10 @@ class PartitionedPredictor(Predictor):
 class OptimalPredictor(_SetPredictor):
     """Regularised least-squares predictor ``Wp = C_tf (C_ff + reg I)^{-1}`` (paper's Table 1)."""
 
-    def __init__(self, cfg: PredictorConfig, dim: int) -> None:
-        super().__init__(cfg, dim, cfg.optimal_every)
-        self.reg = float(cfg.optimal_reg)
+    def __init__(self, dim: int, *, rho: float, optimal_every: int, optimal_reg: float,
+                 reset_momentum: bool) -> None:
+        super().__init__(dim, rho=rho, every=optimal_every, reset_momentum=reset_momentum)
+        self.reg = float(optimal_reg)
         self.register_buffer("C_tf", torch.zeros(self.dim, self.dim))
 
     @torch.no_grad()
@@ -580,26 +454,47 @@ class OptimalPredictor(_SetPredictor):
         return self.C_tf.clone() if int(self.n_observed) > 0 else None
 
 
-PREDICTORS: dict[str, type[Predictor]] = {
+def _directpred(dim: int, *, rho: float, alpha: float, eps: float, floor: float, cj: float, freq: int,
+                feature_blocks: int, block_seed: int, partitions: int, partition_seed: int,
+                reset_momentum: bool) -> Predictor:
+    """DirectPred, or its partitioned form when ``partitions > 1``."""
+    if partitions > 1:
+        rule = partial(directpred_weight, alpha=alpha, eps=eps, floor=floor, cj=cj)
+        return PartitionedPredictor(dim, rule=rule, rho=rho, partitions=partitions, partition_seed=partition_seed)
+    return DirectPredPredictor(dim, rho=rho, alpha=alpha, eps=eps, floor=floor, cj=cj, freq=freq,
+                               feature_blocks=feature_blocks, block_seed=block_seed, reset_momentum=reset_momentum)
+
+
+def _directcopy(dim: int, *, rho: float, eps_copy: float, freq: int, feature_blocks: int, block_seed: int,
+                partitions: int, partition_seed: int, reset_momentum: bool) -> Predictor:
+    """DirectCopy, or its partitioned form when ``partitions > 1``."""
+    if partitions > 1:
+        rule = partial(directcopy_weight, eps_copy=eps_copy)
+        return PartitionedPredictor(dim, rule=rule, rho=rho, partitions=partitions, partition_seed=partition_seed)
+    return DirectCopyPredictor(dim, rho=rho, eps_copy=eps_copy, freq=freq, feature_blocks=feature_blocks,
+                               block_seed=block_seed, reset_momentum=reset_momentum)
+
+
+#: ``predictor.name`` -> the constructor; its keyword-only arguments are the predictor's knobs.
+PREDICTORS: dict[str, Callable[..., Predictor]] = {
     "mlp": MLPPredictor,
     "linear": LinearPredictor,
-    "directpred": DirectPredPredictor,
-    "directcopy": DirectCopyPredictor,
+    "directpred": _directpred,
+    "directcopy": _directcopy,
     "optimal": OptimalPredictor,
     "identity": IdentityPredictor,
 }
 
 
 def build_predictor(cfg: PredictorConfig, dim: int) -> Predictor:
-    """Validate ``cfg`` and build ``PREDICTORS[cfg.name]`` for projector width ``dim``."""
+    """Validate ``cfg`` and build ``PREDICTORS[cfg.name]`` for projector width ``dim`` with the
+    knobs it takes."""
     cfg.validate()
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim: must be an integer >= 1, got {dim!r}")
+        fail("dim", dim, "an integer >= 1")
     if cfg.feature_blocks > dim:
-        raise ValueError(f"predictor.feature_blocks: must lie in [1, d={dim}], got {cfg.feature_blocks}")
-    if cfg.partitions > 1:
-        return PartitionedPredictor(cfg, dim)
-    return PREDICTORS[cfg.name](cfg, dim)
+        fail("predictor.feature_blocks", cfg.feature_blocks, f"an integer in [1, d={dim}]")
+    return PREDICTORS[cfg.name](dim, **cfg.knobs())
 
 
 def predictor_param_groups(predictor: Predictor, cfg: PredictorConfig, base_lr: float,

@@ -3,7 +3,7 @@
 ``train.bf16`` / ``train.channels_last`` left unset (auto) are on for CUDA, and on CPU where the
 processor computes bf16 natively (AMX or AVX512-BF16: oneDNN then runs bf16 convolutions and
 matmuls on those units, 1.75-1.9x fp32 on one thread of such a machine; see ``python -m
-realnet.bench --cpu``); off on other CPUs, where bf16 is emulated and slower. DirectPred's
+realnet.tools.bench --cpu``); off on other CPUs, where bf16 is emulated and slower. DirectPred's
 eigendecomposition, the running correlations and the loss stay float32 under autocast
 (:mod:`realnet.predictors`, :mod:`realnet.losses`). ``torch.compile`` is CUDA-only.
 

@@ -1,7 +1,7 @@
 """The training loop of a real BYOL / SimSiam run (THEORY.md section 4), top to bottom.
 
 One step (optimiser step ``k``, counted from 0; steps 2-6 are :class:`TrainStep`, the one code
-path that the trainer runs and :mod:`realnet.bench` times):
+path that the trainer runs and :mod:`realnet.tools.bench` times):
 
 1. batch indices from the epoch's permutation (a generator seeded by ``(seed, epoch)``; the
    dataset stays on the device as uint8);
@@ -143,7 +143,7 @@ def param_groups(model: SSLModel, cfg: TrainConfig) -> list[dict[str, Any]]:
 @dataclass
 class TrainStep:
     """One optimiser step of the training loop (steps 2-6 of the module docstring), the single
-    code path that :func:`train` runs and that :mod:`realnet.bench` times.
+    code path that :func:`train` runs and that :mod:`realnet.tools.bench` times.
 
     ``step(batch, k, lr_mult, momentum)`` on a uint8 ``batch`` (B, C, H, W) on the device: two
     augmented views from ``generator`` (:meth:`views`; channels_last when
@@ -181,7 +181,7 @@ class TrainStep:
                momentum: float, losses: list[torch.Tensor] | None = None) -> torch.Tensor:
         """The model side of the step from two ready views (forward, loss, backward, observe,
         optimiser step, predictor setting, EMA); the conventional baseline
-        (:mod:`realnet.baseline`) feeds it views from a DataLoader."""
+        (:mod:`realnet.tools.baseline`) feeds it views from a DataLoader."""
         model, optimizer, rt = self.model, self.optimizer, self.runtime
         with torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16, enabled=rt.bf16):
             out = ssl_loss(model, x1, x2, self.loss_fn, stop_grad=self.stop_grad,

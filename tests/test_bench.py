@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from realnet import bench, numerics
+from realnet.tools import bench, numerics
 from realnet.augment import AugmentConfig
-from realnet.baseline import conventional_loader
+from realnet.tools.baseline import conventional_loader
 from realnet.config import load_config
 from realnet.data import dataset_spec
 from realnet.momentum import momentum_at
@@ -255,7 +255,7 @@ def test_bench_on_cuda_uses_the_fast_path_and_reports_memory(tmp_path, capsys):
 
 
 def test_gpu_check_reads_its_targets_off_a_bench_result():
-    from realnet import gpucheck
+    from realnet.tools import gpucheck
 
     bench_json = {"rows": [
         {"pipeline": "on-device", "predictor": "directpred", "input": "cifar10 32x32",
@@ -274,7 +274,7 @@ def test_gpu_check_reads_its_targets_off_a_bench_result():
 
 
 def test_cpu_bench_table_side_by_side(tmp_path, capsys):
-    from realnet import cpubench
+    from realnet.tools import cpubench
 
     out = tmp_path / "cpu.json"
     rc = cpubench.main(["--config", "digits", "--steps", "2", "--rounds", "1", "--warmup", "1",

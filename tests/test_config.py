@@ -87,11 +87,52 @@ def test_both_steps_and_epochs_in_a_file_is_refused(tmp_path):
     ("eval.collapse_std_fraction=1", "eval.collapse_std_fraction"),
     ("log.every=0", "log.every"),
     ("log.probe_size=1", "log.probe_size"),
+    ("log.probe_size=9000", "log.probe_size"),
+    ("augment.jitter=[0.4,0.4,0.4,0.9]", "augment.jitter"),
+    ("augment.blur_kernel=4", "augment.blur_kernel"),
+    ("augment.crop_ratio=[2.0,1.0]", "augment.crop_ratio"),
+    ("optim.schedule=step", "optim.schedule"),
+    ("predictor.cj=1", "predictor.cj"),
 ])
 def test_each_bad_value_is_refused_naming_its_key(override, key):
+    """One message style: ``key=value is invalid: allowed ...``."""
     with pytest.raises(ValueError) as err:
         load_config("digits", [override])
-    assert key in str(err.value)
+    assert str(err.value).startswith(f"{key}=") and " is invalid: allowed " in str(err.value)
+
+
+def test_every_key_declares_its_allowed_values_next_to_its_default():
+    import dataclasses
+    import typing
+
+    from realnet.augment import AugmentConfig
+    from realnet.ranges import allowed_of
+
+    free = {"data.root"}  # any path
+    sections = {"": TrainConfig, "augment.": AugmentConfig}
+    for name, tp in typing.get_type_hints(TrainConfig).items():
+        if dataclasses.is_dataclass(tp):
+            sections[name + "."] = tp
+    missing = [prefix + f.name for prefix, cls in sections.items() for f in dataclasses.fields(cls)
+               if not dataclasses.is_dataclass(typing.get_type_hints(cls)[f.name])
+               and prefix + f.name != "augment" and prefix + f.name not in free
+               and allowed_of(cls, f.name) is None]
+    assert missing == []
+    # and each default is itself allowed
+    for prefix, cls in sections.items():
+        for f in dataclasses.fields(cls):
+            allowed = allowed_of(cls, f.name)
+            if allowed is not None:
+                assert allowed.ok(f.default), prefix + f.name
+
+
+@pytest.mark.parametrize("override", ["predictor.hidden_dim=64", "predictor.eps=0.2",
+                                      "predictor.optimal_reg=0.1", "predictor.bias=true"])
+def test_a_knob_of_another_predictor_is_refused_naming_who_takes_it(override):
+    key = override.split("=")[0]
+    with pytest.raises(ValueError) as err:
+        load_config("digits", ["predictor.name=directcopy", override])
+    assert str(err.value).startswith(key + "=") and "directcopy" in str(err.value)
 
 
 @pytest.mark.parametrize("override, suggestion", [

@@ -91,6 +91,15 @@ def test_packages_import_only_downwards():
     assert not bad, "imports against the layering: " + ", ".join(sorted(bad))
 
 
+def test_training_does_not_import_the_tools():
+    """``realnet.tools`` (benchmarks, numerics, GPU check) sit on top of training, never below it."""
+    bad = [f"{m} -> {d}" for m, deps in _graph().items() for d in deps
+           if m.startswith("realnet.") and not m.startswith("realnet.tools")
+           and d.startswith("realnet.tools")]
+    assert not bad, ", ".join(sorted(bad))
+    assert "realnet.train" in _graph()["realnet.tools.bench"]  # two-dot imports are resolved
+
+
 def test_no_import_cycle_between_modules():
     graph = _graph()
     state: dict[str, int] = {}

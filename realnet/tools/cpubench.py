@@ -1,4 +1,4 @@
-"""CPU training speed: ``python -m realnet.bench --cpu``.
+"""CPU training speed: ``python -m realnet.tools.bench --cpu``.
 
 Times the trainer's own step (:class:`realnet.train.TrainStep`) for a shipped config (default: the
 Fashion-MNIST CPU recipe) on random uint8 images, side by side in one process, for every
@@ -8,7 +8,7 @@ that comes and goes on a shared machine hits them alike. Each step is timed alon
 the median images/s, its 10-90 % range over steps (two threads on a busy 2-core machine show up as
 a wide range), the speed-up over fp32 on one thread, and the fraction of the machine's measured
 matmul peak reached: the step's convolution/matmul FLOPs per second (counted by
-:func:`realnet.benchutil.step_flops_per_image`) over the best ``n x n`` matmul rate of the same dtype at
+:func:`realnet.tools.benchutil.step_flops_per_image`) over the best ``n x n`` matmul rate of the same dtype at
 the same thread count (``--matmul-n``, measured here, not a datasheet figure).
 """
 from __future__ import annotations
@@ -26,12 +26,12 @@ import torch
 from analysis.jsonio import json_ready
 
 from .benchutil import _num, format_table, random_images, step_flops_per_image
-from .config import load_config
-from .data import dataset_spec
-from .momentum import momentum_at
-from .optim import lr_at
-from .runtime import resolve_runtime
-from .train import BatchOrder, build_train_step
+from ..config import load_config
+from ..data import dataset_spec
+from ..momentum import momentum_at
+from ..optim import lr_at
+from ..runtime import resolve_runtime
+from ..train import BatchOrder, build_train_step
 
 __all__ = ["matmul_peak", "main"]
 
@@ -93,7 +93,7 @@ def _cases(config: str, overrides: list[str], threads: Sequence[int]) -> list[_C
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realnet.bench --cpu", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m realnet.tools.bench --cpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="fmnist_directpred", help="shipped config or TOML path")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per configuration and round")

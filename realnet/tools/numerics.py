@@ -1,4 +1,4 @@
-"""Same numerics: does the fast path train to where eager fp32 does? (realnet.numerics)
+"""Same numerics: does the fast path train to where eager fp32 does? (realnet.tools.numerics)
 
 Two paths of the same run (same config, same seeds), each trained by :func:`realnet.train.train`:
 
@@ -33,8 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import load_config
-from .train import train
+from ..config import load_config
+from ..train import train
 
 __all__ = ["PATHS", "METRICS", "TOLERANCE_SD", "run_paths", "summarise", "agreement",
            "format_report", "main"]
@@ -126,7 +126,7 @@ def format_report(results: dict[str, dict[int, dict[str, float]]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m realnet.numerics",
+    p = argparse.ArgumentParser(prog="python -m realnet.tools.numerics",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--config", default="fmnist_directpred",
                    help="TOML path or shipped config (default fmnist_directpred)")

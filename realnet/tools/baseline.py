@@ -1,6 +1,6 @@
 """The conventional input pipeline of public BYOL / SimSiam code, as the benchmark's reference.
 
-What most public implementations do (and what :mod:`realnet.bench` measures the on-device path
+What most public implementations do (and what :mod:`realnet.tools.bench` measures the on-device path
 against): the dataset keeps HWC uint8 arrays, ``__getitem__`` turns one image into a PIL image
 (as ``torchvision.datasets.CIFAR10`` does) and applies torchvision's per-image transforms twice,
 once per view; a :class:`torch.utils.data.DataLoader` with worker processes collates the views
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .augment import AugmentConfig, GPUAugment
-from .data import DatasetSpec
+from ..augment import AugmentConfig, GPUAugment
+from ..data import DatasetSpec
 
 __all__ = ["TRANSFORM_APIS", "conventional_transform", "TwoViews", "TwoViewDataset",
            "conventional_loader", "default_workers"]

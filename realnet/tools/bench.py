@@ -1,9 +1,9 @@
-"""Training speed: ``python -m realnet.bench``.
+"""Training speed: ``python -m realnet.tools.bench``.
 
 Times the trainer's own step (:class:`realnet.train.TrainStep`: on-device augmentation of uint8
 batches, forward of both views, loss, backward, predictor observe, optimiser step, predictor
 setting, EMA) on random uint8 images resident on the device, against the conventional pipeline of
-public BYOL code measured in the same process (:mod:`realnet.baseline`: DataLoader workers with
+public BYOL code measured in the same process (:mod:`realnet.tools.baseline`: DataLoader workers with
 per-image torchvision transforms, fp32, eager), and prints one table:
 
 - configuration: method, predictor, input size, stem, width, batch, dtype, channels_last, compile;
@@ -25,7 +25,7 @@ DirectPred against the linear predictor), and the augmentation throughput of the
 :class:`realnet.augment.GPUAugment` against torchvision's per-image transforms (one view per
 image, one process).
 
-``--cpu`` switches to the CPU table of :mod:`realnet.cpubench` (fp32 vs bf16, 1 vs 2 threads).
+``--cpu`` switches to the CPU table of :mod:`realnet.tools.cpubench` (fp32 vs bf16, 1 vs 2 threads).
 
 Nothing is switched off silently: every requested setting that does not apply (``torch.compile``
 on CPU, an unknown peak) is listed in the notes under the table with the reason.
@@ -35,27 +35,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import time
-import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from analysis.jsonio import json_ready as _plain
 
-from .augment import GPUAugment
-from .benchutil import Column, _num, count_flops, format_table, random_images, step_flops_per_image
-from .baseline import conventional_loader, conventional_transform, default_workers
-from .config import TrainConfig, load_config
-from .data import dataset_spec
-from .momentum import momentum_at
-from .optim import lr_at
-from .predictors import build_predictor
-from .runtime import Runtime, resolve_runtime
-from .train import BatchOrder, build_train_step
+from .augbench import AUG_COLUMNS, augment_throughput
+from .benchutil import (Column, _num, check_losses, count_flops, format_table, host_syncs, peak_memory,
+                        random_images, reset_memory, run_steps, step_flops_per_image)
+from .baseline import conventional_loader, default_workers
+from ..config import TrainConfig, load_config
+from ..data import dataset_spec
+from ..momentum import momentum_at
+from ..optim import lr_at
+from ..predictors import build_predictor
+from ..runtime import Runtime, resolve_runtime
+from ..train import BatchOrder, build_train_step
 
 __all__ = [
     "EPOCH_IMAGES",
@@ -132,80 +130,6 @@ class Timing:
         return self.steps * self.batch / self.seconds
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _Stopwatch:
-    """Wall time on the host, or CUDA events around the queued work (after a synchronisation)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __enter__(self) -> "_Stopwatch":
-        _sync(self.device)
-        if self.device.type == "cuda":
-            self._start = torch.cuda.Event(enable_timing=True)
-            self._end = torch.cuda.Event(enable_timing=True)
-            self._start.record()
-        else:
-            self._t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            self._end.record()
-            torch.cuda.synchronize(self.device)
-            self.seconds = self._start.elapsed_time(self._end) / 1e3
-        else:
-            self.seconds = time.perf_counter() - self._t0
-
-
-def _reset_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory(device: torch.device) -> int | None:
-    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-
-
-def _check_losses(losses: list[torch.Tensor], what: str) -> None:
-    vals = torch.stack(losses).float().cpu()
-    if not torch.isfinite(vals).all():
-        raise FloatingPointError(f"{what}: non-finite loss during the benchmark")
-
-
-def _run_steps(step_fn: Callable[[int], None], device: torch.device, warmup: int,
-               steps: int) -> float:
-    for k in range(warmup):
-        step_fn(k)
-    with _Stopwatch(device) as sw:
-        for k in range(warmup, warmup + steps):
-            step_fn(k)
-    return sw.seconds
-
-
-def host_syncs(fn: Callable[[], Any], device: torch.device) -> tuple[int, list[str]] | None:
-    """Host-device synchronisations that one call of ``fn`` makes on CUDA (each stalls the
-    host until the device has drained its queue), found with ``torch.cuda.set_sync_debug_mode``:
-    ``(count, sorted distinct "file:line" sources)``; None off CUDA."""
-    if device.type != "cuda":
-        return None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fn()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-            torch.cuda.synchronize(device)
-    hits = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    return len(hits), sorted({f"{os.path.basename(w.filename)}:{w.lineno}" for w in hits})
-
-
 def time_train_step(cfg: TrainConfig, *, warmup: int, steps: int, pool: int) -> Timing:
     """Time the trainer's :class:`realnet.train.TrainStep` for ``cfg`` (its runtime flags
     resolved as the trainer does; compiled when they say so) on ``pool`` random uint8 images
@@ -215,7 +139,7 @@ def time_train_step(cfg: TrainConfig, *, warmup: int, steps: int, pool: int) -> 
     rt = resolve_runtime(cfg)
     spec = dataset_spec(cfg.data.dataset)
     size = cfg.data.image_size or spec.image_size
-    _reset_memory(rt.device)
+    reset_memory(rt.device)
     images = random_images(pool, spec.channels, size, cfg.seed, rt.device)
     order = BatchOrder(pool, cfg.train.batch_size, cfg.seed)
     train_step = build_train_step(cfg, spec, rt)
@@ -228,9 +152,9 @@ def time_train_step(cfg: TrainConfig, *, warmup: int, steps: int, pool: int) -> 
         train_step(order.batch(images, k), k, lr_at(k, total, cfg.optim),
                    momentum_at(k, total, cfg.method.ema, cfg.method.ema_schedule), losses)
 
-    seconds = _run_steps(one, rt.device, warmup, steps)
-    _check_losses(losses, f"{cfg.method.name}/{cfg.predictor.name}")
-    timing = Timing(steps, cfg.train.batch_size, seconds, _peak_memory(rt.device))
+    seconds = run_steps(one, rt.device, warmup, steps)
+    check_losses(losses, f"{cfg.method.name}/{cfg.predictor.name}")
+    timing = Timing(steps, cfg.train.batch_size, seconds, peak_memory(rt.device))
     timing.syncs = host_syncs(lambda: one(total - 1), rt.device)  # one more, untimed step
     del train_step, images
     return timing
@@ -238,7 +162,7 @@ def time_train_step(cfg: TrainConfig, *, warmup: int, steps: int, pool: int) -> 
 
 def time_baseline(cfg: TrainConfig, *, warmup: int, steps: int, workers: int,
                   prefetch_factor: int = 2, api: str = "v1") -> Timing:
-    """Time the conventional pipeline (:mod:`realnet.baseline`) for ``cfg``'s model, batch and
+    """Time the conventional pipeline (:mod:`realnet.tools.baseline`) for ``cfg``'s model, batch and
     predictor: fp32, eager, no channels_last; views from a DataLoader with ``workers`` processes
     (pinned memory and non-blocking copies on CUDA) fed to the trainer's
     :meth:`TrainStep.update`. The warm-up also drains the ``workers * prefetch_factor`` batches
@@ -251,7 +175,7 @@ def time_baseline(cfg: TrainConfig, *, warmup: int, steps: int, workers: int,
     cuda = rt.device.type == "cuda"
     warmup = warmup + workers * prefetch_factor
     total = warmup + steps
-    _reset_memory(rt.device)
+    reset_memory(rt.device)
     images = random_images(total * cfg.train.batch_size, spec.channels, size, cfg.seed)
     loader = conventional_loader(images, cfg.augment_config(), spec, cfg.train.batch_size,
                                  out_size=size, workers=workers, pin_memory=cuda, seed=cfg.seed,
@@ -267,11 +191,11 @@ def time_baseline(cfg: TrainConfig, *, warmup: int, steps: int, workers: int,
                           momentum_at(k, total, cfg.method.ema, cfg.method.ema_schedule), losses)
 
     try:
-        seconds = _run_steps(one, rt.device, warmup, steps)
+        seconds = run_steps(one, rt.device, warmup, steps)
     finally:
         del batches, loader
-    _check_losses(losses, f"baseline {cfg.method.name}/{cfg.predictor.name}")
-    return Timing(steps, cfg.train.batch_size, seconds, _peak_memory(rt.device))
+    check_losses(losses, f"baseline {cfg.method.name}/{cfg.predictor.name}")
+    return Timing(steps, cfg.train.batch_size, seconds, peak_memory(rt.device))
 
 
 def directpred_overhead(cfg: TrainConfig, *, reps: int = 20, warmup: int = 3) -> dict[str, float]:
@@ -288,50 +212,8 @@ def directpred_overhead(cfg: TrainConfig, *, reps: int = 20, warmup: int = 3) ->
     pred.observe(z, z)
     for name, fn in (("observe_s", lambda k: pred.observe(z, z)),
                      ("set_s", lambda k: pred.after_optimizer_step(k + 1))):
-        out[name] = _run_steps(fn, rt.device, warmup, reps) / reps
+        out[name] = run_steps(fn, rt.device, warmup, reps) / reps
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# augmentation throughput
-# ---------------------------------------------------------------------------------------------
-def augment_throughput(dataset: str, size: int, batch: int, *, reps: int = 3,
-                       devices: Sequence[str] = ("cpu",), seed: int = 0) -> list[dict[str, Any]]:
-    """Images/s (one view per image) of :class:`GPUAugment` on a ``batch`` of random uint8
-    images of ``size`` px on each of ``devices``, and of torchvision's per-image pipeline of the
-    same recipe (:func:`realnet.baseline.conventional_transform`) looped over the batch in this
-    process: v2 on uint8 tensors, v1 on PIL images (the baseline's path). ``reps`` timed repeats
-    after one warm-up."""
-    from PIL import Image
-
-    spec = dataset_spec(dataset)
-    cfg = load_config(None, [f"data.dataset={dataset}"]).augment_config()
-    x = random_images(batch, spec.channels, size, seed)
-    rows: list[dict[str, Any]] = []
-
-    def measure(label: str, device: torch.device, fn: Callable[[], Any]) -> None:
-        fn()
-        with _Stopwatch(device) as sw:
-            for _ in range(reps):
-                fn()
-        rows.append({"dataset": dataset, "size": size, "batch": batch, "pipeline": label,
-                     "images_per_s": reps * batch / sw.seconds})
-
-    for dev_name in devices:
-        dev = torch.device(dev_name)
-        aug = GPUAugment(cfg, spec, out_size=size)
-        xd = x.to(dev)
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        threads = f", {torch.get_num_threads()} threads" if dev.type == "cpu" else ""
-        measure(f"GPUAugment batch ({dev.type}{threads})", dev, lambda: aug(xd, gen))
-    cpu = torch.device("cpu")
-    t2 = conventional_transform(cfg, spec, size, api="v2")
-    measure("transforms.v2 per image (uint8 tensor)", cpu, lambda: [t2(img) for img in x])
-    t1 = conventional_transform(cfg, spec, size, api="v1")
-    hwc = x.permute(0, 2, 3, 1).numpy()
-    pil = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in hwc]
-    measure("transforms v1 per image (PIL)", cpu, lambda: [t1(img) for img in pil])
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,11 +228,6 @@ MAIN_COLUMNS: list[Column] = [
     ("x_floor", "x FLOP floor", _num(".1f")), ("speedup", "speed-up", _num(".2f")),
     ("peak_mem_gib", "peak mem GiB", _num(".2f")), ("host_syncs", "syncs/step", _num("d")),
 ]
-AUG_COLUMNS: list[Column] = [
-    ("dataset", "shape of", str), ("size", "px", _num("d")), ("batch", "batch", _num("d")),
-    ("pipeline", "augmentation (one view per image)", str),
-    ("images_per_s", "img/s", _num(",.0f")), ("vs_v2", "x transforms.v2", _num(".1f")),
-]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +237,7 @@ _TRI = {"auto": None, "on": True, "off": False}
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realnet.bench",
+    p = argparse.ArgumentParser(prog="python -m realnet.tools.bench",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--tiny", action="store_true",
@@ -508,7 +385,7 @@ def _runtime_notes(plan: _Plan, rt: Runtime, notes: list[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--cpu" in argv:  # the CPU table: dtype x threads (realnet.cpubench)
+    if "--cpu" in argv:  # the CPU table: dtype x threads (realnet.tools.cpubench)
         from . import cpubench
 
         argv.remove("--cpu")
@@ -522,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     dev = plan.device
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    print(f"realnet.bench: device {dev} ({name}), torch {torch.__version__}, "
+    print(f"realnet.tools.bench: device {dev} ({name}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads, {plan.steps} timed steps after {plan.warmup} "
           f"warm-up, baseline: {plan.workers} DataLoader workers, pool {plan.pool} images",
           flush=True)

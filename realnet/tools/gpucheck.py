@@ -1,10 +1,10 @@
-"""One GPU check, ready to run: ``python -m realnet.gpucheck --out gpu_check.json`` (``make gpu-check``).
+"""One GPU check, ready to run: ``python -m realnet.tools.gpucheck --out gpu_check.json`` (``make gpu-check``).
 
 Runs, each in its own process with its own time limit, on the first CUDA device:
 
-1. ``python -m realnet.bench`` at full scale (batch 512, full-width ResNet-18, CIFAR-10 shape, every
+1. ``python -m realnet.tools.bench`` at full scale (batch 512, full-width ResNet-18, CIFAR-10 shape, every
    predictor, the conventional pipeline as baseline, the STL-10-shaped row) with ``--json``;
-2. ``python -m realnet.numerics`` (fast path against eager fp32, 3 seeds of the Fashion-MNIST
+2. ``python -m realnet.tools.numerics`` (fast path against eager fp32, 3 seeds of the Fashion-MNIST
    recipe at a short length) with ``--json``;
 3. ``pytest -m gpu``.
 
@@ -34,16 +34,16 @@ def PARTS(tmp: Path) -> list[tuple[str, list[str], float]]:
     """``(name, command, share of the time budget)`` of each part."""
     py = sys.executable
     return [
-        ("bench", [py, "-m", "realnet.bench", "--device", "cuda", "--json", str(tmp / "bench.json")],
+        ("bench", [py, "-m", "realnet.tools.bench", "--device", "cuda", "--json", str(tmp / "bench.json")],
          0.45),
-        ("numerics", [py, "-m", "realnet.numerics", "--steps", "300", "--json",
+        ("numerics", [py, "-m", "realnet.tools.numerics", "--steps", "300", "--json",
                       str(tmp / "numerics.json"), "device=cuda"], 0.35),
         ("pytest_gpu", [py, "-m", "pytest", "-q", "-m", "gpu", "tests"], 0.2),
     ]
 
 
 def targets(bench: dict[str, Any]) -> dict[str, Any]:
-    """The targets read off a ``realnet.bench --json`` result: the DirectPred on-device CIFAR-10
+    """The targets read off a ``realnet.tools.bench --json`` result: the DirectPred on-device CIFAR-10
     row's epoch time and speed-up over the conventional pipeline, and DirectPred's extra cost
     (the eigh of ``F`` and the setting of ``Wp``, timed alone) as a share of its step."""
     rows = bench.get("rows", [])
@@ -64,7 +64,7 @@ def targets(bench: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m realnet.gpucheck", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m realnet.tools.gpucheck", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="gpu_check.json", help="the JSON written (default gpu_check.json)")
     p.add_argument("--budget", type=float, default=570.0, help="seconds for all parts together")
     a = p.parse_args(argv)
