@@ -15,6 +15,12 @@ SWEEP_OUT ?= figures/out/sweeps/cpu
 sweep-cpu:
 	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/cpu.toml --out $(SWEEP_OUT) --jobs 2
 
+.PHONY: scorecard-cpu
+# Forward predictions from 15 % of each run of the CPU sweep's predictors table, against baselines
+# (needs the sweep's run folders with their spectra: `make sweep-cpu` first).
+scorecard-cpu:
+	$(PYTHON) -m analysis scorecard $$(ls -d $(SWEEP_OUT)/*/seed* | grep -v -e 'cj=' -e 'freq=' -e 'eps=') --out figures/out/scorecard/cpu
+
 .PHONY: gpu-check
 # On a CUDA machine: full-scale realnet.tools.bench, realnet.tools.numerics and pytest -m gpu in about 10
 # minutes, every number and the targets' verdicts in gpu_check.json.

@@ -7,6 +7,10 @@
 ``python -m analysis report RUN_DIR... [--out DIR]``
     A table across runs, grouped by config minus seed (mean +- std); prints it as markdown and
     writes report.csv / report.md when --out is given.
+``python -m analysis scorecard RUN_DIR... --out DIR [--cutoff 0.15]``
+    Forward predictions from the cutoff by every theory and baseline, scored on what each run did
+    after it (:mod:`analysis.scorecard`); writes scorecard.json/.csv/.md/.png and prints the
+    markdown.
 
 Exit status: 0 done, 2 bad arguments or a folder that is not a run.
 """
@@ -43,11 +47,42 @@ def _report(args: argparse.Namespace) -> None:
     print(md)
 
 
+def _scorecard(args: argparse.Namespace) -> None:
+    from .scorecard import markdown, write_scorecard
+
+    card = write_scorecard(args.run_dirs, args.out, cutoff=args.cutoff, tol=args.tol,
+                           convention=args.convention)
+    print(markdown(card))
+
+
+def _open_fraction(text: str) -> float:
+    """A number in (0, 1) (argparse type): refuses nan, inf and the ends."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: allowed a number in (0, 1)")
+    return v
+
+
+def _add_scorecard(sub) -> None:
+    p = sub.add_parser("scorecard", help="forward predictions from a cutoff against baselines")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", required=True, help="write scorecard.json/.csv/.md/.png here")
+    p.add_argument("--cutoff", type=_open_fraction, default=0.15,
+                   help="cutoff as a fraction of the run (default 0.15)")
+    p.add_argument("--tol", type=_open_fraction, default=COLLAPSE_REL_TOL,
+                   help=f"collapse rule: s_j <= tol * s_max (default {COLLAPSE_REL_TOL:g})")
+    p.add_argument("--convention", choices=sorted(CONVENTIONS), default="continuous")
+    p.set_defaults(func=_scorecard)
+
+
 def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="predicted vs measured for one run")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
-    p.add_argument("--tol", type=float, default=COLLAPSE_REL_TOL,
+    p.add_argument("--tol", type=_open_fraction, default=COLLAPSE_REL_TOL,
                    help=f"collapse rule: s_j <= tol * s_max (default {COLLAPSE_REL_TOL:g})")
     p.add_argument("--rank-drop", type=float, default=RANK_DROP,
                    help=f"collapse onset: effective rank below this x its running max "
@@ -67,7 +102,7 @@ def _add_report(sub) -> None:
 
 
 #: Subcommand registrars.
-COMMANDS: tuple[Callable[[Any], None], ...] = (_add_compare, _add_report)
+COMMANDS: tuple[Callable[[Any], None], ...] = (_add_compare, _add_report, _add_scorecard)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,7 @@ __all__ = [
     "wang_isola_alignment",
     "wang_isola_uniformity",
     "COLLAPSE_REL_TOL",
+    "bootstrap_mode_moments",
 ]
 
 #: A mode j counts as collapsed when ``s_j <= COLLAPSE_REL_TOL * reference`` (see
@@ -126,6 +127,26 @@ def augmentation_sigma2(same_on_modes: np.ndarray, cross_on_modes: np.ndarray) -
     cross = np.asarray(cross_on_modes, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(cross > 0, (same - cross) / np.where(cross > 0, cross, 1.0), np.nan)
+
+
+def bootstrap_mode_moments(z1: np.ndarray, z2: np.ndarray, U: np.ndarray, *, n_boot: int = 100,
+                           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap replicates over view pairs of the same-view and cross-view moments along the
+    columns ``u_j`` of ``U``: ``(same, cross)``, each ``(n_boot, d)``, with
+    ``same_j = mean_b (y1_bj^2 + y2_bj^2)/2`` and ``cross_j = mean_b y1_bj y2_bj`` (``y = z U``)
+    over a resample of the ``n`` pairs drawn with replacement (multinomial weights from a
+    generator seeded by ``seed``). :func:`augmentation_sigma2` of each replicate gives the
+    bootstrap distribution of ``sigma2_j``."""
+    z1 = np.asarray(z1, dtype=np.float64)
+    z2 = np.asarray(z2, dtype=np.float64)
+    if z1.shape != z2.shape or z1.ndim != 2 or z1.shape[0] < 2:
+        raise ValueError(f"z1, z2: expected two (n >= 2, d) arrays of one shape, got {z1.shape}, {z2.shape}")
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot: must be an integer >= 1, got {n_boot!r}")
+    y1, y2 = z1 @ U, z2 @ U
+    n = y1.shape[0]
+    w = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
+    return w @ ((y1 ** 2 + y2 ** 2) / 2.0), w @ (y1 * y2)
 
 
 def _unit_rows(Z: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import metrics
 
-__all__ = ["plot_predicted_vs_measured", "plot_spectra_over_time"]
+__all__ = ["plot_predicted_vs_measured", "plot_spectra_over_time", "plot_scorecard"]
 
 _STYLE = {"font.size": 8.5, "axes.titlesize": 9, "legend.fontsize": 7, "legend.frameon": False,
           "axes.spines.top": False, "axes.spines.right": False, "savefig.dpi": 150,
@@ -169,3 +169,42 @@ def plot_spectra_over_time(data: dict[str, Any], path: str | Path) -> Path:
     fig.suptitle(f"{run.name}", fontsize=8)
     fig.tight_layout()
     return _save(plt, fig, Path(path))
+
+
+def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
+    """The scorecard of :func:`analysis.scorecard.scorecard`: per setting (rows of dots) the
+    balanced fate accuracy, the final spectrum error and the Spearman correlation of each
+    forecaster, mean ± std over seeds; theories filled, baselines open."""
+    summ = card["summary"]
+    settings = list(dict.fromkeys(e["setting"] for e in summ))
+    names = list(dict.fromkeys(e["forecaster"] for e in summ))
+    panels = (("fate_bacc", "balanced fate accuracy (higher better)"),
+              ("spectrum_dex", "final spectrum error, decades (lower better)"),
+              ("spearman", "Spearman, predicted vs measured final (higher better)"))
+    plt, fig, axes = _figure(1, 3, (11.5, 0.45 * len(settings) + 1.6))
+    colours = plt.get_cmap("tab10")
+    for ax, (key, title) in zip(axes[0], panels):
+        for k, name in enumerate(names):
+            off = (k - (len(names) - 1) / 2) * 0.09
+            for i, setting in enumerate(settings):
+                e = next((x for x in summ if x["setting"] == setting and x["forecaster"] == name), None)
+                if e is None or e[key] is None:
+                    continue
+                theory = e["kind"] == "theory"
+                ax.errorbar(e[key], i + off, xerr=e[key + "_std"] or 0.0, fmt="o", ms=4,
+                            color=colours(k), mfc=colours(k) if theory else "white", lw=0.8,
+                            label=name if i == 0 or not ax.get_legend_handles_labels()[1].count(name) else None)
+        ax.set_yticks(range(len(settings)))
+        ax.set_yticklabels(settings if ax is axes[0][0] else [])
+        ax.invert_yaxis()
+        ax.set_title(title)
+        ax.grid(axis="x", lw=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=len(uniq), bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Forward predictions from the cutoff ({card['cutoff']:.0%} of the run) against baselines; "
+                 "filled: theory, open: baseline", y=1.0)
+    fig.subplots_adjust(bottom=0.22)
+    fig.savefig(path)
+    plt.close(fig)
+

@@ -386,7 +386,8 @@ class DirectSetSGDTrajectory:
     """Saved states of :func:`simulate_directset_sgd` (time first): ``s`` eigenvalues of
     ``F = W X W^T`` (descending), ``e`` and ``p`` the projections ``u_j^T W (X+X') W^T u_j`` and
     ``u_j^T Wp u_j`` on its eigenvectors, ``norm2 = ||W||_F^2``, ``loss`` the mean minibatch loss
-    since the previous save (NaN at t = 0), and the final ``W``."""
+    since the previous save (NaN at t = 0), the final ``W`` and ``W`` at every save (``Ws``,
+    ``(n, n2, n1)``)."""
 
     t: np.ndarray
     s: np.ndarray
@@ -396,6 +397,7 @@ class DirectSetSGDTrajectory:
     loss: np.ndarray
     W: np.ndarray
     params: dict[str, Any] = field(default_factory=dict)
+    Ws: np.ndarray | None = None
 
 
 def simulate_directset_sgd(W0, *, X, Xp, loss: str = "cosine", lr: float, batch: int,
@@ -432,6 +434,7 @@ def simulate_directset_sgd(W0, *, X, Xp, loss: str = "cosine", lr: float, batch:
     T = len(save_at)
     out = {k: np.empty((T, W.shape[0])) for k in ("s", "e", "p")}
     norm2, losses = np.empty(T), np.full(T, np.nan)
+    Ws = np.empty((T,) + W.shape)
     F_hat: np.ndarray | None = None
     Wp = directpred_wp(W @ XXp @ W.T, directpred)
 
@@ -441,6 +444,7 @@ def simulate_directset_sgd(W0, *, X, Xp, loss: str = "cosine", lr: float, batch:
         out["e"][k] = np.einsum("ij,ik,kj->j", U, W @ XXp @ W.T, U)
         out["p"][k] = np.einsum("ij,ik,kj->j", U, Wp, U)
         norm2[k] = float(np.sum(W * W))
+        Ws[k] = W
 
     record(0)
     k_save, loss_acc, n_acc = 1, 0.0, 0
@@ -466,4 +470,4 @@ def simulate_directset_sgd(W0, *, X, Xp, loss: str = "cosine", lr: float, batch:
               "F_source": F_source, "symmetric": bool(symmetric),
               "directpred": asdict(directpred)}
     return DirectSetSGDTrajectory(save_at * lr, out["s"], out["e"], out["p"], norm2, losses, W,
-                                  params)
+                                  params, Ws)

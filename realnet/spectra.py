@@ -15,7 +15,10 @@ Matrices (``d`` = projector output dimension; float64 in the files):
     (uncentred). In the linear model (section 1) these are ``W (X + X') W^T`` and ``W X W^T``, so
     per eigendirection ``u_j`` of ``F`` the difference ``u_j^T (C_same - C_cross) u_j`` measures the
     augmentation strength along ``u_j``; both projections are stored (``same_on_F``,
-    ``cross_on_F``).
+    ``cross_on_F``), with ``n_boot`` bootstrap replicates over the probe's view pairs
+    (``same_on_F_boot``, ``cross_on_F_boot``, ``(n_boot, d)``; :func:`analysis.metrics.bootstrap_mode_moments`)
+    and the number of pairs (``n_probe_pairs``, ``log.probe_size``) for confidence intervals of
+    ``sigma2_j``.
 ``Wp``
     The linear predictor as applied (``out = z @ Wp.T``) when there is one.
 
@@ -113,9 +116,12 @@ def view_correlations(z1: np.ndarray, z2: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def snapshot(step: int, views: ProbeViews, *, F: np.ndarray | None = None,
-             Wp: np.ndarray | None = None, save_matrices: bool = True) -> dict[str, Any]:
+             Wp: np.ndarray | None = None, save_matrices: bool = True,
+             n_boot: int = 100) -> dict[str, Any]:
     """All snapshot quantities as a dict of numpy arrays / Python scalars (see module docstring).
-    ``F``: the predictor's running correlation, or None to use ``C_same`` of the probe views."""
+    ``F``: the predictor's running correlation, or None to use ``C_same`` of the probe views.
+    ``n_boot``: bootstrap replicates over the probe's view pairs of ``same_on_F`` / ``cross_on_F``
+    (0: none)."""
     same, cross = view_correlations(views.z1, views.z2)
     source = "probe" if F is None else "predictor"
     F = same if F is None else np.asarray(F, dtype=np.float64)
@@ -129,6 +135,7 @@ def snapshot(step: int, views: ProbeViews, *, F: np.ndarray | None = None,
         "C_cross_eigvals": metrics.spectrum(cross),
         "same_on_F": metrics.project_on_modes(same, U),
         "cross_on_F": metrics.project_on_modes(cross, U),
+        "n_probe_pairs": int(views.z1.shape[0]),
         "effective_rank": metrics.effective_rank(Z),
         "effective_rank_trunk": metrics.effective_rank(views.h1),
         "normalised_std": metrics.normalised_embedding_std(Z),
@@ -137,6 +144,10 @@ def snapshot(step: int, views: ProbeViews, *, F: np.ndarray | None = None,
     }
     if save_matrices:
         out.update(F=F, C_same=same, C_cross=cross)
+    if n_boot:
+        boot_same, boot_cross = metrics.bootstrap_mode_moments(views.z1, views.z2, U, n_boot=n_boot,
+                                                               seed=int(step))
+        out.update(same_on_F_boot=boot_same.astype(np.float32), cross_on_F_boot=boot_cross.astype(np.float32))
     if Wp is not None:
         Wp = np.asarray(Wp, dtype=np.float64)
         sym_n, anti_n = metrics.sym_antisym_norms(Wp)
