@@ -171,40 +171,60 @@ def plot_spectra_over_time(data: dict[str, Any], path: str | Path) -> Path:
     return _save(plt, fig, Path(path))
 
 
+def _short_setting(name: str) -> str:
+    """A sweep cell's folder name, shortened for an axis label (``predictor.name=linear`` ->
+    ``linear``)."""
+    for prefix in ("predictor.name=", "method.name=", "predictor.", "method."):
+        name = name.replace(prefix, "")
+    return name.replace("_", " ")
+
+
 def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
-    """The scorecard of :func:`analysis.scorecard.scorecard`: per setting (rows of dots) the
-    balanced fate accuracy, the final spectrum error and the Spearman correlation of each
-    forecaster, mean ± std over seeds; theories filled, baselines open."""
+    """The scorecard of :func:`analysis.scorecard.scorecard`: per setting (rows) the balanced
+    fate accuracy, the final spectrum error and the Spearman correlation of each forecaster,
+    mean ± std over seeds; theories filled, baselines open. Spectrum errors beyond
+    :data:`_DEX_MAX` are drawn at the edge as triangles."""
     summ = card["summary"]
     settings = list(dict.fromkeys(e["setting"] for e in summ))
     names = list(dict.fromkeys(e["forecaster"] for e in summ))
-    panels = (("fate_bacc", "balanced fate accuracy (higher better)"),
-              ("spectrum_dex", "final spectrum error, decades (lower better)"),
-              ("spearman", "Spearman, predicted vs measured final (higher better)"))
-    plt, fig, axes = _figure(1, 3, (11.5, 0.45 * len(settings) + 1.6))
+    panels = (("fate_bacc", "balanced fate accuracy\n(higher is better; 0.5 = chance)", (0.3, 1.02)),
+              ("spectrum_dex", "final spectrum error, decades\n(alive ranks; lower is better)", (0.0, _DEX_MAX)),
+              ("spearman", "Spearman, predicted vs measured\nfinal mode values (higher is better)", (-0.6, 1.02)))
+    plt, fig, axes = _figure(1, 3, (12.5, 0.5 * len(settings) + 2.2))
     colours = plt.get_cmap("tab10")
-    for ax, (key, title) in zip(axes[0], panels):
+    for ax, (key, title, lim) in zip(axes[0], panels):
         for k, name in enumerate(names):
-            off = (k - (len(names) - 1) / 2) * 0.09
+            off = (k - (len(names) - 1) / 2) * 0.075
             for i, setting in enumerate(settings):
                 e = next((x for x in summ if x["setting"] == setting and x["forecaster"] == name), None)
                 if e is None or e[key] is None:
                     continue
-                theory = e["kind"] == "theory"
-                ax.errorbar(e[key], i + off, xerr=e[key + "_std"] or 0.0, fmt="o", ms=4,
-                            color=colours(k), mfc=colours(k) if theory else "white", lw=0.8,
-                            label=name if i == 0 or not ax.get_legend_handles_labels()[1].count(name) else None)
+                face = colours(k) if e["kind"] == "theory" else "white"
+                v, sd = e[key], e[key + "_std"] or 0.0
+                if v > lim[1]:
+                    ax.plot(lim[1], i + off, ">", ms=5, color=colours(k), mfc=face)
+                    continue
+                ax.errorbar(v, i + off, xerr=sd, fmt="o", ms=4, color=colours(k), mfc=face, lw=0.8,
+                            label=name)
+        ax.set_xlim(*lim)
         ax.set_yticks(range(len(settings)))
-        ax.set_yticklabels(settings if ax is axes[0][0] else [])
-        ax.invert_yaxis()
+        ax.set_yticklabels([_short_setting(x) for x in settings] if ax is axes[0][0] else [])
+        ax.set_ylim(len(settings) - 0.5, -0.5)
         ax.set_title(title)
         ax.grid(axis="x", lw=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
-    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=len(uniq), bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"Forward predictions from the cutoff ({card['cutoff']:.0%} of the run) against baselines; "
-                 "filled: theory, open: baseline", y=1.0)
-    fig.subplots_adjust(bottom=0.22)
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.01))
+    fig.suptitle(f"Forward predictions from the cutoff ({card['cutoff']:.0%} of each run) against "
+                 "baselines: filled = theory, open = baseline; mean ± std over seeds", y=0.99)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     fig.savefig(path)
     plt.close(fig)
 
+
+#: Right edge of the spectrum-error panel of :func:`plot_scorecard` (decades).
+_DEX_MAX = 3.0

@@ -42,7 +42,8 @@ import numpy as np
 __all__ = ["Run", "load_run", "read_jsonl", "read_json", "read_snapshot_file", "snapshot_path",
            "config_without", "SNAPSHOT_RE", "CONFIG", "RUN_INFO", "METRICS", "SPECTRA_LOG",
            "SPECTRA_DIR", "SUMMARY", "EVAL", "CHECKPOINT", "SWEEP_STATUS", "STATUSES",
-           "run_status", "atomic_file", "write_json_atomic", "JsonlLog"]
+           "run_status", "atomic_file", "write_json_atomic", "JsonlLog", "folder_lock",
+           "FolderBusyError", "LOCK"]
 
 SNAPSHOT_RE = re.compile(r"^step_(\d+)\.npz$")
 CONFIG, RUN_INFO, SUMMARY, EVAL = "config.json", "run.json", "summary.json", "eval.json"
@@ -91,6 +92,42 @@ def atomic_file(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class FolderBusyError(RuntimeError):
+    """Another live process holds the folder's lock (:func:`folder_lock`)."""
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "run folder") -> Iterator[None]:
+    """Hold an exclusive OS lock on ``folder/.lock`` for the block (one writer per folder). The
+    lock is ``flock``'s, released by the OS when the process dies, so a killed writer never
+    leaves a stale lock. A second process is refused with :class:`FolderBusyError` naming the
+    holder's pid. On systems without ``fcntl`` (Windows) nothing is locked."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise FolderBusyError(f"{str(folder)!r}: this {what} is being written by another "
+                                  f"process (pid {holder}); wait for it to end or use another "
+                                  "folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:

@@ -52,6 +52,10 @@ relative spectrum; a log grid of ``k``, :data:`TIME_GRID`). The mapping of :mod:
 gives the nominal ``a``; ``k / a`` is reported, and the ``*_nominal`` variants integrate at ``k =
 a`` itself (the a-priori mapping, no fit).
 
+Across runs (:func:`orderings`): over all the runs given (one sweep table, say), the Spearman
+correlation of each forecaster's predicted number of surviving modes and participation ratio of
+the final spectrum against the measured ones, with a bootstrap interval over runs.
+
 Scores (:func:`score`): fate accuracy and balanced accuracy (mean recall over the classes present),
 the final relative spectrum's error in decades (sorted predicted against sorted measured
 eigenvalues, ``log10`` floored at :data:`FLOOR`, median over the ranks alive in the measured
@@ -80,7 +84,7 @@ from .jsonio import json_ready
 from .predict import directset_config
 from .runs import Run, load_run, run_status
 
-__all__ = ["CUTOFF", "FLOOR", "TIME_GRID", "CutoffState", "Measured", "Forecast", "cutoff_state",
+__all__ = ["orderings", "CUTOFF", "FLOOR", "TIME_GRID", "CutoffState", "Measured", "Forecast", "cutoff_state",
            "measure_after", "FORECASTERS", "THEORIES", "BASELINES", "score", "scorecard",
            "write_scorecard"]
 
@@ -501,9 +505,49 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
             if fc is None:
                 continue
             rows.append({**base, "forecaster": name, "kind": _kind(name), **score(fc, m),
-                         **{f"info_{k}": v for k, v in fc.info.items()}})
+                         **_run_level(fc, m), **{f"info_{k}": v for k, v in fc.info.items()}})
     return {"cutoff": cutoff, "tol": tol, "convention": convention, "rows": rows,
-            "summary": summarise(rows)}
+            "summary": summarise(rows), "orderings": orderings(rows)}
+
+
+def _run_level(fc: Forecast, meas: Measured) -> dict[str, Any]:
+    """Run-level quantities for the orderings across runs: the number of surviving modes and the
+    participation ratio of the final spectrum, predicted and measured."""
+    out: dict[str, Any] = {"n_alive_meas": meas.n_alive,
+                           "pr_meas": float(metrics.participation_ratio(np.clip(meas.spectra[-1], 0, None)))}
+    out["n_alive_pred"] = None if fc.fates is None else int(fc.fates.sum())
+    out["pr_pred"] = (None if fc.path is None else
+                      float(metrics.participation_ratio(np.clip(fc.path[-1], 0, None))))
+    return out
+
+
+def orderings(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """Across all the runs given (e.g. one sweep table), per forecaster: the Spearman correlation
+    of the predicted against the measured number of surviving modes and participation ratio,
+    with a 16-84 % bootstrap interval over runs (resampled with replacement; resamples without
+    spread in either variable are skipped). Needs 4 runs or more."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in FORECASTERS:
+        sel = [r for r in rows if r["forecaster"] == name and "error" not in r]
+        entry: dict[str, Any] = {"forecaster": name, "kind": _kind(name), "n_runs": len(sel)}
+        for what in ("n_alive", "pr"):
+            pairs = np.array([(r[f"{what}_pred"], r[f"{what}_meas"]) for r in sel
+                              if r.get(f"{what}_pred") is not None], dtype=np.float64)
+            rho = lo = hi = None
+            if len(pairs) >= 4:
+                rho = _spearman(pairs[:, 0], pairs[:, 1])
+                boots = []
+                for _ in range(n_boot):
+                    b = pairs[rng.integers(0, len(pairs), len(pairs))]
+                    v = _spearman(b[:, 0], b[:, 1])
+                    if v is not None:
+                        boots.append(v)
+                if rho is not None and len(boots) >= n_boot // 2:
+                    lo, hi = (float(x) for x in np.percentile(boots, [16, 84]))
+            entry[what] = {"spearman": rho, "ci16": lo, "ci84": hi, "n": int(len(pairs))}
+        out.append(entry)
+    return out
 
 
 def _kind(name: str) -> str:
@@ -554,6 +598,18 @@ def markdown(card: Mapping[str, Any]) -> str:
                          f"{_cell(e['spectrum_dex'], e['spectrum_dex_std'], '.2f')} | "
                          f"{_cell(e['path_dex'], e['path_dex_std'], '.2f')} | "
                          f"{_cell(e['spearman'], e['spearman_std'], '.2f')} |")
+        lines.append("")
+    if card.get("orderings"):
+        lines += ["### Across the runs given: predicted against measured ordering (Spearman, 16-84 % "
+                  "bootstrap over runs)", "",
+                  "| forecaster | kind | runs | surviving modes | participation ratio |", "|---|---|---|---|---|"]
+        for e in card["orderings"]:
+            cells = []
+            for what in ("n_alive", "pr"):
+                o = e[what]
+                cells.append("-" if o["spearman"] is None else
+                             f"{o['spearman']:.2f}" + ("" if o["ci16"] is None else f" [{o['ci16']:.2f}, {o['ci84']:.2f}]"))
+            lines.append(f"| {e['forecaster']} | {e['kind']} | {e['n_runs']} | {cells[0]} | {cells[1]} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -48,10 +48,16 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .integrate import NonFiniteStateError
+
     try:
         summary = args.func(args)
+    except NonFiniteStateError as err:  # a numerical result, not bad input: exit 3 as realnet's NaN/inf
+        parser.exit(3, f"{parser.prog} {args.command}: diverged: {err}\n")
     except ValueError as err:  # bad input: a message naming the argument, no traceback
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
+    except MemoryError:
+        parser.exit(2, f"{parser.prog} {args.command}: error: out of memory; use smaller sizes\n")
     if summary is not None and not getattr(args, "quiet", False):
         print(json.dumps(summary, indent=2, default=str))
     return 0

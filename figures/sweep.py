@@ -56,14 +56,16 @@ import hashlib
 import json
 import os
 import subprocess
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from analysis.runs import (CONFIG, SUMMARY, SWEEP_STATUS, read_json, run_status,
+from analysis.runs import (CONFIG, SUMMARY, SWEEP_STATUS, FolderBusyError, folder_lock, read_json, run_status,
                            write_json_atomic)
 
 from .sweep_file import Setting, SweepSpec, TableSpec, load_sweep, override_strings, sweep_from_dict
@@ -208,7 +210,8 @@ def plan_runs(spec: SweepSpec) -> list[PlannedRun]:
 @dataclass
 class RunOutcome:
     """Result of one attempt: ``status`` is ``done``, ``nonfinite`` (a result: NaN/inf during
-    training), ``failed`` (a crash: bad config, missing data, ...) or ``skipped``."""
+    training), ``interrupted`` (stopped by a signal after a checkpoint; resumes), ``failed`` (a
+    crash: bad config, missing data, ...) or ``skipped``."""
 
     status: str
     returncode: int | None
@@ -219,13 +222,16 @@ class RunOutcome:
 def _same_config(saved: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a saved config.json describes ``config`` (read back through realnet's loader, so
     keys added to realnet's config later take their defaults, as when realnet resumes)."""
+    from analysis.runs import config_without
     from realnet.config import config_from_dict, config_to_dict
+    from realnet.train import RESULT_NEUTRAL_KEYS
 
     try:
         saved = config_to_dict(config_from_dict(saved))
     except (ValueError, TypeError):
         return False
-    return _canonical(saved) == _canonical(config)
+    drop = tuple(RESULT_NEUTRAL_KEYS)
+    return _canonical(config_without(saved, drop)) == _canonical(config_without(config, drop))
 
 
 def run_state(folder: Path, config: dict[str, Any]) -> str:
@@ -256,15 +262,29 @@ def _child_env(jobs: int) -> dict[str, str]:
     return env
 
 
+#: The children running now (:func:`launch_subprocess`), to forward signals to.
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
 def launch_subprocess(cmd: list[str], folder: Path, env: dict[str, str]) -> RunOutcome:
     """Run ``cmd`` with its output appended to ``folder/sweep.log``; map realnet's exit status
-    to an outcome (0 done, 3 nonfinite, anything else failed)."""
+    to an outcome (0 done, 3 nonfinite, 130/143 interrupted by a signal after a checkpoint,
+    anything else failed). While it runs the child is in :data:`_LIVE`, so that a signal to the
+    sweep reaches it (:func:`run_sweep`)."""
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(folder / LOG_FILE, "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
+        try:
+            proc.wait()
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
     wall = time.perf_counter() - t0
     rc = proc.returncode
     message = ""
@@ -272,7 +292,8 @@ def launch_subprocess(cmd: list[str], folder: Path, env: dict[str, str]) -> RunO
     errors = [ln for ln in lines if ln.startswith("error:")]
     if rc != 0:
         message = errors[-1] if errors else (lines[-1] if lines else "")
-    status = "done" if rc == 0 else "nonfinite" if rc == EXIT_NON_FINITE else "failed"
+    status = ("done" if rc == 0 else "nonfinite" if rc == EXIT_NON_FINITE else
+              "interrupted" if rc in (130, 143) else "failed")
     if status == "done" and not (folder / SUMMARY).is_file():
         status, message = "failed", "exit status 0 but no summary.json"
     return RunOutcome(status, rc, wall, message)
@@ -356,13 +377,47 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     say(f"sweep {spec.name!r}: {n_cells} table cells x seeds -> {len(plan)} distinct runs "
         f"({', '.join(f'{v} {k}' for k, v in counts.items())}); {len(todo)} to run"
         + (f", {jobs} at a time" if jobs > 1 else ""))
-    for r in plan:
-        if states[r.folder] == "conflict":
-            say(f"  {r.folder}: holds a run of another config; not touched (use a new --out)")
+    conflicts = [r.folder for r in plan if states[r.folder] == "conflict"]
     if dry_run:
         for r in plan:
             say(f"  [{states[r.folder]:>9}] {r.folder}  {' '.join(r.overrides)}")
         return states
+    if conflicts:  # nothing is launched and no table is rewritten from a mix of configs
+        raise ValueError(f"{str(out)!r} holds runs of another config than the sweep file's: "
+                         f"{', '.join(conflicts)}; use a new --out (or restore the sweep file)")
+    with folder_lock(out, "sweep folder"), _ForwardSignals() as signals:
+        return _launch(spec, out, plan, todo, states, jobs, launcher, say, aggregate, signals)
+
+
+class _ForwardSignals:
+    """While active (main thread only): SIGINT/SIGTERM to the sweep are passed on to every live
+    child (each checkpoints its step and exits) and no further run starts."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        with _LIVE_LOCK:
+            for proc in list(_LIVE):
+                if proc.poll() is None:
+                    proc.send_signal(signum)
+
+    def __enter__(self) -> "_ForwardSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[PlannedRun],
+            states: dict[str, str], jobs: int, launcher: Launcher, say: Callable[..., None],
+            aggregate: bool, signals: _ForwardSignals) -> dict[str, str]:
     write_manifest(out, spec, plan)
     env = _child_env(jobs)
     t0 = time.perf_counter()
@@ -371,6 +426,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     def one(run: PlannedRun) -> tuple[PlannedRun, RunOutcome]:
         folder = out / run.folder
         cmd = realnet_command(spec.base, folder, run.overrides)
+        if signals.signum is not None:  # stopping: start nothing new
+            return run, RunOutcome("skipped", None, 0.0, "the sweep was stopped by a signal")
         try:
             outcome = launcher(cmd, folder, env)
         except OSError as e:  # could not start the process at all
@@ -380,6 +437,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
 
     def report(run: PlannedRun, outcome: RunOutcome) -> None:
         nonlocal done_count
+        if outcome.status == "skipped":
+            return
         done_count += 1
         states[run.folder] = outcome.status
         elapsed = time.perf_counter() - t0
@@ -394,6 +453,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for fut in as_completed([pool.submit(one, r) for r in todo]):
                 report(*fut.result())
+    if signals.signum is not None:
+        from realnet.train import Interrupted
+
+        raise Interrupted(done_count, signals.signum)
     failed = [f for f, s in states.items() if s in ("failed", "conflict")]
     if failed:
         say(f"{len(failed)} run(s) failed (see <run>/{LOG_FILE}): {', '.join(failed)}")
@@ -418,6 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tables", default=None, metavar="NAME[,NAME]",
                    help="launch only the runs of these tables (the others stay as they are)")
     args = p.parse_args(argv)
+    from realnet.train import Interrupted
+
     try:
         spec = load_sweep(args.sweep)
         states = run_sweep(spec, args.out, jobs=args.jobs, dry_run=args.dry_run,
@@ -426,6 +491,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except FolderBusyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 5
+    except Interrupted as e:
+        print(f"stopped by {signal.Signals(e.signum).name}: the runs under way checkpointed; "
+              "rerun the same command to resume", file=sys.stderr)
+        return 128 + e.signum
     return 1 if any(s in ("failed", "conflict") for s in states.values()) else 0
 
 

@@ -9,7 +9,9 @@
     Re-probe the run's last checkpoint; writes DIR/eval.json.
 
 Exit status: 0 done (or stopped by ``--stop-after``), 2 invalid configuration or arguments,
-3 NaN/inf during training (the last good checkpoint is kept), 4 dataset not found.
+3 NaN/inf during training (the last good checkpoint is kept), 4 dataset not found, 5 the run
+folder is being written by another process, 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after
+checkpointing the step under way (rerun to resume).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Sequence
 
 __all__ = ["main"]
 
-EXIT_BAD_CONFIG, EXIT_NON_FINITE, EXIT_NO_DATA = 2, 3, 4
+EXIT_BAD_CONFIG, EXIT_NON_FINITE, EXIT_NO_DATA, EXIT_BUSY = 2, 3, 4, 5
 
 _SUMMARY_KEYS = ("knn_top1", "linear_top1", "linear_top1_random_init", "effective_rank",
                  "collapsed", "steps", "wall_time_s", "images_per_s")
@@ -52,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .config import load_config, shipped_configs
     from .data import MissingDatasetError
     from .evaluate import evaluate_run
-    from .train import NonFiniteError, train
+    from analysis.runs import FolderBusyError
+
+    from .train import Interrupted, NonFiniteError, train
 
     if args.command == "configs":
         print("\n".join(shipped_configs()))
@@ -82,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingDatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_NO_DATA
+    except FolderBusyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
+    except Interrupted as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return 128 + e.signum
     return 0
 
 

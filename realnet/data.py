@@ -123,7 +123,7 @@ def load_images(name: str, root: str | Path | None, split: str, *,
     spec = dataset_spec(name)
     if split not in SPLITS:
         raise ValueError(f"data.split: must be one of {list(SPLITS)}, got {split!r}")
-    root_path = DEFAULT_ROOT if root is None else Path(root)
+    root_path = DEFAULT_ROOT if root is None else Path(root).expanduser()
     images, labels = _LOADERS[name](root_path, split, bool(download))
     images = torch.from_numpy(np.require(images, dtype=np.uint8, requirements=["C", "W"]))
     labels = torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())

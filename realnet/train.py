@@ -37,6 +37,8 @@ import json
 import math
 import os
 import sys
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +48,7 @@ import numpy as np
 import torch
 
 from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, JsonlLog,
-                           write_json_atomic)
+                           folder_lock, write_json_atomic)
 
 from . import spectra
 from .augment import GPUAugment
@@ -64,6 +66,8 @@ from .runtime import Runtime, apply_thread_policy, resolve_runtime
 
 __all__ = [
     "NonFiniteError",
+    "Interrupted",
+    "RESULT_NEUTRAL_KEYS",
     "BatchOrder",
     "param_groups",
     "TrainStep",
@@ -73,6 +77,44 @@ __all__ = [
 
 #: Offsets of the seeds of the loop's own generators (kept apart from the model seed).
 _AUG_SEED, _PROBE_SEED, _PROBE_PICK_SEED = 1, 2, 3
+
+
+#: Config keys that cannot change a run's result (where the data lives, whether it may be fetched):
+#: a resume with other values is accepted and config.json takes the new ones.
+RESULT_NEUTRAL_KEYS = ("data.root", "data.download")
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived: the step under way was completed and checkpointed."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        self.step, self.signum = step, signum
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} at step {step}: checkpoint written; rerun the same command to resume")
+
+
+class _StopSignals:
+    """While active (main thread only), SIGINT/SIGTERM set ``signum`` instead of killing the
+    process, so the loop can finish its step and checkpoint; a second signal acts as usual."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        for sig, old in self._old.items():  # a second Ctrl-C interrupts at once
+            signal.signal(sig, old)
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class NonFiniteError(FloatingPointError):
@@ -228,16 +270,23 @@ def _quiet_default() -> bool:
 
 
 def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
-    """Write config.json, or check that the one there is this config (a resume)."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write config.json, or check that the one there is this config (a resume); keys of
+    :data:`RESULT_NEUTRAL_KEYS` may differ (config.json then takes the new values). Called only
+    once training can start, so a start that fails before (data missing) claims nothing."""
     path = out / CONFIG
     if path.exists():
-        old = config_from_dict(json.loads(path.read_text()))
-        diff = config_diff(old, cfg)
+        try:
+            old = config_from_dict(json.loads(path.read_text()))
+        except ValueError as e:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{str(path)!r} is not a valid run config ({e}); delete the folder "
+                             "to start the run again") from None
+        diff = [k for k in config_diff(old, cfg) if k not in RESULT_NEUTRAL_KEYS]
         if diff:
             raise ValueError(f"--out {str(out)!r} holds a run with a different config (keys: "
                              f"{', '.join(diff)}); use a new --out folder, or the same config to "
                              "resume it")
+        if config_diff(old, cfg):
+            write_json_atomic(path, config_to_dict(cfg))
     else:
         write_json_atomic(path, config_to_dict(cfg))
 
@@ -310,7 +359,6 @@ def _setup(cfg: TrainConfig, out: Path) -> _Run:
     rt = resolve_runtime(cfg)
     apply_thread_policy(cfg.train.threads, rt.device)
     t_start = time.perf_counter()
-    _prepare_folder(cfg, out)
     data = load_run_data(cfg, rt.device)
     order = BatchOrder(len(data.ssl), cfg.train.batch_size, cfg.seed)
     K = total_steps(cfg, order.steps_per_epoch)
@@ -321,6 +369,7 @@ def _setup(cfg: TrainConfig, out: Path) -> _Run:
     pick = torch.randperm(len(data.ssl), generator=torch.Generator().manual_seed(
         cfg.seed * 1000 + _PROBE_PICK_SEED))[:cfg.log.probe_size]
     probe_images = data.ssl[pick.to(rt.device)]
+    _prepare_folder(cfg, out)  # training can start: claim the folder
     ckpt_path = out / CHECKPOINT
     remove_stale_temporaries(ckpt_path)
     return _Run(cfg, out, rt, data, order, K, step_fn, probe_images, t_start,
@@ -459,15 +508,18 @@ def _loop(run: _Run, clock: _Clock, bar, stop_after: int | None,
           on_step: Callable[[int], None] | None) -> bool:
     """Steps until the end (True) or until ``stop_after`` steps of this invocation (False)."""
     invocation_steps = 0
-    while run.step < run.K:
-        lr_mult, mom = _one_step(run)
-        invocation_steps += 1
-        stopping = stop_after is not None and invocation_steps >= stop_after
-        _after_step(run, clock, bar, lr_mult, mom, stopping)
-        if on_step is not None:
-            on_step(run.step)
-        if stopping and run.step < run.K:
-            return False
+    with _StopSignals() as signals:
+        while run.step < run.K:
+            lr_mult, mom = _one_step(run)
+            invocation_steps += 1
+            stopping = (stop_after is not None and invocation_steps >= stop_after) or signals.signum is not None
+            _after_step(run, clock, bar, lr_mult, mom, stopping)
+            if on_step is not None:
+                on_step(run.step)
+            if signals.signum is not None:
+                raise Interrupted(run.step, signals.signum)
+            if stopping and run.step < run.K:
+                return False
     if run.rt.device.type == "cuda":
         torch.cuda.synchronize(run.rt.device)
     run.train_time = clock.training_time()
@@ -509,10 +561,20 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
     ``stop_after``: stop after this many optimiser steps in this invocation (a checkpoint is
     written there; rerunning resumes). ``on_step(k)`` is called after step ``k`` (1-based) is
     complete and logged. Returns the summary dict, or None when stopped early. Raises
-    :class:`NonFiniteError` on NaN/inf."""
+    :class:`NonFiniteError` on NaN/inf, :class:`Interrupted` after SIGINT/SIGTERM (the step under
+    way is completed and checkpointed first) and :class:`analysis.runs.FolderBusyError` when
+    another process writes ``out`` (one writer per run folder, :func:`analysis.runs.folder_lock`)."""
     cfg.validate()
-    out = Path(out)
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a folder")
     quiet = _quiet_default() if quiet is None else quiet
+    with folder_lock(out):
+        return _train_locked(cfg, out, quiet, stop_after, on_step)
+
+
+def _train_locked(cfg: TrainConfig, out: Path, quiet: bool, stop_after: int | None,
+                  on_step: Callable[[int], None] | None) -> dict[str, Any] | None:
     run = _setup(cfg, out)
     done = _resume(run)
     if done is not None:

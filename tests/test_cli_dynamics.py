@@ -112,3 +112,14 @@ def test_bench_smoke(capsys):
     # kernel and fallback run the same operations in the same order: see test_modes
     assert res["numpy_euler_max_diff"] <= 1e-12 and res["numpy_rk4_max_diff"] <= 1e-12
     assert res["numba_euler_s"] > 0 and res["solve_ivp_s"] > 0
+
+
+def test_divergence_is_one_line_and_exit_3(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    r = subprocess.run([sys.executable, "-m", "dynamics", "modes", "--eta", "1e6", "--quiet", "--out",
+                        str(tmp_path)], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 3 and "diverged" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -191,12 +191,16 @@ def test_dry_run_touches_nothing_and_conflict_is_not_launched(tmp_path):
     states = sw.run_sweep(spec, tmp_path / "dry", launcher=fake, dry_run=True, quiet=True)
     assert fake.launched == [] and not (tmp_path / "dry").exists()
     assert set(states.values()) == {"new"}
-    # a folder holding a run of another config is reported and left alone
+    # a folder holding a run of another config: the whole sweep is refused before anything is
+    # launched or any table rewritten (a sweep never mixes configurations)
     folder = tmp_path / "base" / "seed0"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"seed": 0, "other": True}))
-    states = sw.run_sweep(spec, tmp_path, launcher=fake, quiet=True)
-    assert states["base/seed0"] == "conflict" and "base/seed0" not in fake.launched
+    states = sw.run_sweep(spec, tmp_path, launcher=fake, dry_run=True, quiet=True)
+    assert states["base/seed0"] == "conflict"
+    with pytest.raises(ValueError, match="base/seed0"):
+        sw.run_sweep(spec, tmp_path, launcher=fake, quiet=True)
+    assert fake.launched == [] and not (tmp_path / "sweep.json").exists()
 
 
 def test_jobs_must_be_positive(tmp_path):
@@ -213,6 +217,8 @@ def test_exit_status_mapping_of_the_subprocess_launcher(tmp_path):
     assert out.message == "error: loss nan at step 7"
     crash = [sys.executable, "-c", "raise SystemExit(4)"]
     assert sw.launch_subprocess(crash, tmp_path / "b", env).status == "failed"
+    stopped = [sys.executable, "-c", "raise SystemExit(130)"]
+    assert sw.launch_subprocess(stopped, tmp_path / "d", env).status == "interrupted"
     ok_no_summary = [sys.executable, "-c", "pass"]
     assert sw.launch_subprocess(ok_no_summary, tmp_path / "c", env).status == "failed"
     assert "$ " in (tmp_path / "a" / sw.LOG_FILE).read_text()

@@ -1,0 +1,142 @@
+"""One writer per run folder, a failed start claims nothing, Ctrl-C checkpoints, sweeps never mix
+configurations or leave orphans (realnet.train, analysis.runs.folder_lock, figures.sweep)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis.runs import FolderBusyError, folder_lock
+from realnet.config import load_config
+from realnet.data import MissingDatasetError, load_images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _realnet(*args: str, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "realnet", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, **kw)
+
+
+def test_a_second_writer_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path):
+    out = tmp_path / "run"
+    with folder_lock(out):
+        r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=5")
+        assert r.returncode == 5 and f"pid {os.getpid()}" in r.stderr and "Traceback" not in r.stderr
+        with pytest.raises(FolderBusyError, match="another process"):
+            with folder_lock(out):
+                pass
+    # a holder killed with SIGKILL: the OS drops its lock
+    holder = subprocess.Popen([sys.executable, "-c", "import time, sys; from analysis.runs import folder_lock\n"
+                               f"with folder_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(FolderBusyError):
+        with folder_lock(out):
+            pass
+    holder.kill()
+    holder.wait()
+    with folder_lock(out):
+        pass
+
+
+def test_a_failed_start_claims_nothing_and_the_data_path_does_not_block_a_resume(tmp_path):
+    out = tmp_path / "run"
+    r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "data.dataset=cifar10",
+                 f"data.root={tmp_path / 'nowhere'}", "train.steps=3", "train.batch_size=8")
+    assert r.returncode == 4 and "Traceback" not in r.stderr
+    assert not (out / "config.json").exists()
+    # the corrected retry starts; a later resume with another data.root is accepted
+    r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=6",
+                 "--stop-after", "3")
+    assert r.returncode == 0, r.stderr
+    r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=6",
+                 f"data.root={tmp_path / 'elsewhere'}")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["data"]["root"] == str(tmp_path / "elsewhere")
+    r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=7")
+    assert r.returncode == 2 and "train.steps" in r.stderr  # a key that changes the result still does
+
+
+def test_tilde_in_data_root_is_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(MissingDatasetError) as err:
+        load_images("cifar10", "~/data", "train")
+    assert str(tmp_path / "data") in str(err.value) and "~" not in str(err.value)
+    assert not Path("~").exists()
+
+
+def test_out_pointing_at_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = _realnet("train", "--config", "digits", "--out", str(f), "--quiet", "train.steps=2")
+    assert r.returncode == 2 and "is a file" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_checkpoints_the_current_step_and_the_run_resumes(tmp_path, sig):
+    """The step under way is completed and checkpointed (not the last periodic checkpoint), the
+    process ends with one line and 128 + signal, and the same command finishes the run."""
+    from realnet.checkpoint import CHECKPOINT, load_checkpoint
+
+    out = tmp_path / "run"
+    args = ["train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=400",
+            "log.every=1", "log.checkpoint_every=1000", "log.spectra_every=0", "eval.linear_probe=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "realnet", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 5):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "resume" in err
+    step = load_checkpoint(out / CHECKPOINT)["step"]
+    assert 5 <= step < 400
+    r = _realnet(*args)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 400
+
+
+def test_sweep_folder_has_one_writer(tmp_path):
+    import figures.sweep as sw
+    from figures.sweep_file import sweep_from_dict
+
+    spec = sweep_from_dict({"name": "t", "base": "digits", "seeds": [0],
+                            "tables": [{"name": "a", "settings": [{"label": "x"}]}]}, "t.toml")
+    with folder_lock(tmp_path, "sweep folder"):
+        with pytest.raises(FolderBusyError, match="sweep folder"):
+            sw.run_sweep(spec, tmp_path, launcher=lambda *a: None, quiet=True)
+
+
+def test_sigterm_to_the_sweep_reaches_its_runs(tmp_path):
+    """The sweep forwards SIGTERM to its running child, which checkpoints; no orphan is left."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('name = "s"\nbase = "digits"\nseeds = [0]\n[overrides]\n"train.steps" = 400\n'
+                     '"log.every" = 1\n"log.spectra_every" = 0\n"eval.linear_probe" = false\n'
+                     '[[tables]]\nname = "a"\n[[tables.settings]]\nlabel = "x"\n')
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "figures.sweep", str(sweep), "--out", str(out), "--quiet"],
+                            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "base" / "seed0" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 5):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    status = json.loads((out / "base" / "seed0" / "sweep_status.json").read_text())
+    assert status["status"] == "interrupted"
+    left = subprocess.run(["pgrep", "-f", f"--out {out}/base/seed0"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
