@@ -112,10 +112,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in COMMANDS:
         add(sub)
     args = parser.parse_args(argv)
+    from .jsonio import ensure_writable
+
     try:
+        out = getattr(args, "out", None)
+        if out is None and getattr(args, "run_dir", None):
+            out = f"{args.run_dir}/analysis"
+        if out is not None:
+            ensure_writable(out)
         args.func(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # e.g. the disk filled up while writing
+        print(f"error: cannot write {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2
     return 0
 

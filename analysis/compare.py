@@ -34,7 +34,7 @@ from .jsonio import json_ready
 from .collapse import RANK_DROP, collapse_diagnostics
 from .hparams import map_hparams, time_of_steps
 from .predict import MeasuredModes, ModePrediction, measure_modes, predict_modes
-from .runs import Run, load_run
+from .runs import Run, load_run, require_finished
 
 __all__ = ["compare_run", "write_compare", "mode_table", "comparison_summary", "verdict",
            "MOVING_DEX", "json_ready"]
@@ -192,6 +192,7 @@ def compare_run(run_dir: str | Path, *, convention: str = "continuous",
                 rank_drop: float = RANK_DROP) -> tuple[dict[str, Any], dict[str, Any]]:
     """Compare one run folder: returns ``(report, data)``: the JSON-ready report and the arrays
     the figures plot (per-mode table, spectra over time, collapse diagnostics)."""
+    require_finished(run_dir)
     run = load_run(run_dir)
     hp = map_hparams(run.config, convention)
     first = run.snapshot(run.snapshot_steps[0]) if run.snapshot_steps else None

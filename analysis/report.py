@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .compare import compare_run
-from .runs import config_without, load_run
+from .runs import config_without, load_run, run_status
 
 __all__ = ["REPORT_METRICS", "run_row", "group_runs", "report_runs", "markdown_table"]
 
@@ -44,14 +44,15 @@ def run_row(run_dir: str | Path, convention: str = "continuous") -> dict[str, An
     """One run: its config (for grouping), seed, the metrics of :data:`REPORT_METRICS` (NaN where
     missing) and the comparison's verdict (or the reason it could not be made)."""
     run = load_run(run_dir)
+    status = run_status(run_dir)
     row: dict[str, Any] = {"run": str(run.path), "seed": run.config.get("seed"),
-                           "config": run.config}
+                           "config": run.config, "status": status}
     comp: dict[str, Any] = {}
     try:
         report, _ = compare_run(run_dir, convention=convention)
         comp = report["summary"]
         row["verdict"] = report["verdict"]
-    except ValueError as err:  # no snapshots / no matrices: the evaluation still counts
+    except ValueError as err:  # unfinished, no snapshots / no matrices: shown as such
         row["verdict"] = f"no comparison: {err}"
     sources = {"summary": run.summary or {}, "compare": comp}
     for col, (src, key) in REPORT_METRICS.items():
@@ -104,11 +105,11 @@ def _fmt(mean: float, std: float) -> str:
 def markdown_table(groups: list[dict[str, Any]]) -> str:
     """The markdown table of :func:`report_runs` (one line per group)."""
     cols = list(REPORT_METRICS)
-    lines = ["| group | n | " + " | ".join(cols) + " |",
-             "|---|---|" + "---|" * len(cols)]
+    lines = ["| group | n | not in the statistics | " + " | ".join(cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
     for g in groups:
         cells = [_fmt(*g["stats"][c][:2]) for c in cols]
-        lines.append(f"| {g['label']} | {len(g['runs'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {g['label']} | {len(g['runs'])} | {g['unfinished']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -120,18 +121,21 @@ def report_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
         raise ValueError("run_dirs: give at least one run folder")
     rows = [run_row(d, convention) for d in run_dirs]
     groups = group_runs(rows)
-    for g in groups:
-        g["stats"] = {c: _mean_std([r[c] for r in g["runs"]]) for c in REPORT_METRICS}
+    for g in groups:  # diverged, partial and unfinished runs are listed, not averaged
+        done = [r for r in g["runs"] if r["status"] == "done"]
+        g["stats"] = {c: _mean_std([r[c] for r in done]) for c in REPORT_METRICS}
+        g["unfinished"] = ", ".join(f"seed {r['seed']}: {r['status']}" for r in g["runs"]
+                                    if r["status"] != "done") or "-"
     md = markdown_table(groups)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "report.csv", "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["group", "n_runs", "seeds"] + [f"{c}_{s}" for c in REPORT_METRICS
-                                                     for s in ("mean", "std", "n")])
+            w.writerow(["group", "n_runs", "seeds", "not_in_statistics"] + [f"{c}_{s}" for c in REPORT_METRICS
+                                                                          for s in ("mean", "std", "n")])
             for g in groups:
-                w.writerow([g["label"], len(g["runs"]), " ".join(map(str, g["seeds"]))]
+                w.writerow([g["label"], len(g["runs"]), " ".join(map(str, g["seeds"])), g["unfinished"]]
                            + [f"{x:.6g}" if isinstance(x, float) else x
                               for c in REPORT_METRICS for x in g["stats"][c]])
         (out / "report.md").write_text(md + "\n")

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,7 +44,7 @@ __all__ = ["Run", "load_run", "read_jsonl", "read_json", "read_snapshot_file", "
            "config_without", "SNAPSHOT_RE", "CONFIG", "RUN_INFO", "METRICS", "SPECTRA_LOG",
            "SPECTRA_DIR", "SUMMARY", "EVAL", "CHECKPOINT", "SWEEP_STATUS", "STATUSES",
            "run_status", "atomic_file", "write_json_atomic", "JsonlLog", "folder_lock",
-           "FolderBusyError", "LOCK"]
+           "FolderBusyError", "LOCK", "require_finished"]
 
 SNAPSHOT_RE = re.compile(r"^step_(\d+)\.npz$")
 CONFIG, RUN_INFO, SUMMARY, EVAL = "config.json", "run.json", "summary.json", "eval.json"
@@ -161,18 +162,23 @@ class JsonlLog:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file (a torn last line is skipped); [] if absent."""
+    """The JSON objects of a JSON-lines file; [] if absent. A torn last line (a write cut short)
+    is skipped silently; an unreadable line elsewhere is skipped with a warning naming it."""
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    for i, line in enumerate(lines):
         try:
-            out.append(json.loads(line))
+            obj = json.loads(line)
         except json.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            if i < len(lines) - 1:
+                warnings.warn(f"{path}: line {i + 1} is not a JSON object; skipped", stacklevel=2)
             continue
+        out.append(obj)
     return out
 
 
@@ -226,13 +232,28 @@ class Run:
         return list(steps), list(lrs)
 
 
+def require_finished(path: str | Path) -> None:
+    """ValueError unless :func:`run_status` of the folder is ``done`` (analysis of a diverged,
+    partial or unfinished run would score the theory against a network that never finished)."""
+    if not (Path(path) / CONFIG).is_file():
+        raise ValueError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
+    status = run_status(path)
+    if status != "done":
+        why = {"nonfinite": "it diverged (NaN/inf)", "partial": "it has not finished (resume it)",
+               "failed": "its last attempt failed", "missing": "it has no finished training"}[status]
+        raise ValueError(f"{str(path)!r}: {why}; analysis needs a finished run (status {status!r})")
+
+
 def load_run(path: str | Path) -> Run:
     """Load a run folder; ValueError naming the folder when it has no ``config.json``."""
     path = Path(path)
     cfg_path = path / CONFIG
     if not cfg_path.is_file():
         raise ValueError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
-    config = json.loads(cfg_path.read_text())
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{str(cfg_path)!r} is not valid JSON ({e})") from None
     summary_path = path / SUMMARY
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     steps = []

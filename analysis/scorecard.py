@@ -82,7 +82,7 @@ from . import metrics
 from .hparams import TheoryHParams, map_hparams
 from .jsonio import json_ready
 from .predict import directset_config
-from .runs import Run, load_run, run_status
+from .runs import Run, load_run, require_finished
 
 __all__ = ["orderings", "CUTOFF", "FLOOR", "TIME_GRID", "CutoffState", "Measured", "Forecast", "cutoff_state",
            "measure_after", "FORECASTERS", "THEORIES", "BASELINES", "score", "scorecard",
@@ -476,9 +476,7 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
         raise ValueError(f"tol={tol!r} is invalid: allowed a number in (0, 1)")
     runs, cuts, meas = [], [], []
     for d in run_dirs:
-        status = run_status(d)
-        if status != "done":
-            raise ValueError(f"{d}: the run is {status!r}, not finished; the scorecard scores finished runs only")
+        require_finished(d)
         run = load_run(d)
         cut = cutoff_state(run, cutoff=cutoff, tol=tol, convention=convention)
         runs.append(run)

@@ -49,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .integrate import NonFiniteStateError
+    from .jsonio import ensure_writable
 
     try:
+        if getattr(args, "out", None):
+            ensure_writable(args.out)
         summary = args.func(args)
     except NonFiniteStateError as err:  # a numerical result, not bad input: exit 3 as realnet's NaN/inf
         parser.exit(3, f"{parser.prog} {args.command}: diverged: {err}\n")
@@ -58,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     except MemoryError:
         parser.exit(2, f"{parser.prog} {args.command}: error: out of memory; use smaller sizes\n")
+    except OSError as err:  # e.g. the disk filled up while writing
+        parser.exit(2, f"{parser.prog} {args.command}: error: cannot write {err.filename or ''}: "
+                       f"{err.strerror or err}\n")
     if summary is not None and not getattr(args, "quiet", False):
         print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -59,9 +59,16 @@ def _check(y: np.ndarray, t: float, step: int | None, names: Names) -> None:
         raise NonFiniteStateError(t, step, _name_of(names, idx), idx)
 
 
+#: Most fixed steps one integration may take (a runaway horizon is refused up front).
+MAX_FIXED_STEPS = 1e9
+
+
 def save_grid(t_end: float, dt: float, n_save: int) -> tuple[int, np.ndarray]:
     """Number of fixed steps and the step indices (including 0 and the last) at which the state
     is saved: ``n_save`` points as evenly spaced as the step grid allows."""
+    if t_end / dt > MAX_FIXED_STEPS:
+        raise ValueError(f"t_end: t_end / dt = {t_end / dt:.3g} steps is over the limit of "
+                         f"{MAX_FIXED_STEPS:.0e}; shorten t_end, raise dt or use an adaptive solver")
     n_steps = int(round(t_end / dt))
     if n_steps < 1 or abs(n_steps * dt - t_end) > 1e-9 * max(1.0, t_end):
         raise ValueError(f"t_end: must be a positive multiple of dt (t_end={t_end}, dt={dt})")

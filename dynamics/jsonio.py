@@ -1,13 +1,37 @@
 """Plain-JSON conversion shared by every writer of results (theory trajectories, real-run
-reports, figures, benchmarks); :mod:`analysis.jsonio` re-exports it."""
+reports, figures, benchmarks), and the up-front check that an output folder can be written;
+:mod:`analysis.jsonio` re-exports them."""
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["json_ready"]
+__all__ = ["json_ready", "ensure_writable"]
+
+
+def ensure_writable(folder: str | Path, what: str = "--out") -> Path:
+    """Create ``folder`` if needed and check, by writing and removing a small file, that results
+    can be written there; a ValueError names the folder and the reason (read-only, no space, a
+    file in the way), so that no command computes for minutes before it finds out."""
+    folder = Path(folder).expanduser()
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{what} {str(folder)!r} is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+        try:
+            os.write(fd, b"x" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as e:
+        raise ValueError(f"{what} {str(folder)!r} cannot be written: {e.strerror or e}") from None
+    return folder
 
 
 def json_ready(v: Any) -> Any:

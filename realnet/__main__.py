@@ -9,7 +9,8 @@
     Re-probe the run's last checkpoint; writes DIR/eval.json.
 
 Exit status: 0 done (or stopped by ``--stop-after``), 2 invalid configuration or arguments,
-3 NaN/inf during training (the last good checkpoint is kept), 4 dataset not found, 5 the run
+3 NaN/inf or another numerical failure during training (the last good checkpoint is kept), 4
+dataset not found or its download failed, 5 the run
 folder is being written by another process, 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after
 checkpointing the step under way (rerun to resume).
 """
@@ -52,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Imports after parsing so that --help is instant.
     from .config import load_config, shipped_configs
-    from .data import MissingDatasetError
+    from .data import DownloadError, MissingDatasetError
     from .evaluate import evaluate_run
+    from analysis.jsonio import ensure_writable
     from analysis.runs import FolderBusyError
 
     from .train import Interrupted, NonFiniteError, train
@@ -68,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "integer >= 1")
             cfg = load_config(args.config, args.overrides)
             out = args.out or str(Path("runs") / Path(args.config).name.removesuffix(".toml"))
+            ensure_writable(out)
             summary = train(cfg, out, quiet=True if args.quiet else None,
                             stop_after=args.stop_after)
             if summary is None:
@@ -83,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
-    except MissingDatasetError as e:
+    except (MissingDatasetError, DownloadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_NO_DATA
     except FolderBusyError as e:
@@ -92,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
+    except OSError as e:  # e.g. the disk filled up while writing; the last checkpoint is intact
+        print(f"error: cannot write {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     return 0
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "capture_rng_state",
     "restore_rng_state",
     "all_finite",
+    "CorruptCheckpointError",
     "remove_stale_temporaries",
     "CHECKPOINT",
 ]
@@ -78,7 +79,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on a damaged file
+        raise CorruptCheckpointError(path, f"{type(e).__name__}: {e}") from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(path, "not a checkpoint of this project")
+    return state
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated, empty, garbage)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"checkpoint {str(path)!r} is truncated or corrupt ({why.splitlines()[0][:200]}); "
+                         "delete it to restart the run from step 0")
 
 
 def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:

@@ -296,7 +296,16 @@ def _torchvision_download(cls_name: str, root: Path, **kwargs) -> None:
     import torchvision.datasets as tvd
 
     root.mkdir(parents=True, exist_ok=True)
-    getattr(tvd, cls_name)(str(root), download=True, **kwargs)
+    try:
+        getattr(tvd, cls_name)(str(root), download=True, **kwargs)
+    except (OSError, RuntimeError) as e:  # URLError is an OSError; torchvision raises RuntimeError on a bad archive
+        raise DownloadError(f"data.download: fetching {cls_name} into {str(root)!r} failed "
+                            f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                            "without a network, copy the dataset files there and set data.download=false") from None
+
+
+class DownloadError(RuntimeError):
+    """torchvision's download of a dataset failed (no network, a server error, a bad archive)."""
 
 
 _LOADERS: dict[str, Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray]]] = {

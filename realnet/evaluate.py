@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -270,8 +271,15 @@ def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, 
     folder = Path(folder)
     cfg_path = folder / CONFIG
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; not a run folder")
-    cfg = config_from_dict(json.loads(cfg_path.read_text()))
+        raise ValueError(f"{str(folder)!r}: no config.json; not a run folder")
+    if not (folder / CHECKPOINT).is_file():
+        raise ValueError(f"{str(folder)!r}: no checkpoint ({CHECKPOINT}); nothing to evaluate yet")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{str(folder)!r}: not writable; eval.json cannot be written there")
+    try:
+        cfg = config_from_dict(json.loads(cfg_path.read_text()))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{str(cfg_path)!r} is not a valid run config ({e})") from None
     if device is not None:
         cfg.device = device
     cfg.validate()

@@ -35,7 +35,7 @@ class DataConfig:
     ssl_limit: int | None = knob(None, integer(2, optional=True))
     train_limit: int | None = knob(None, integer(2, optional=True))
     test_limit: int | None = knob(None, integer(2, optional=True))
-    image_size: int | None = knob(None, integer(8, optional=True))
+    image_size: int | None = knob(None, integer(8, 512, optional=True))
 
     def validate(self) -> None:
         check_fields(self, "data.")

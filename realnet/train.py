@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, JsonlLog,
-                           folder_lock, write_json_atomic)
+                           folder_lock, read_json, write_json_atomic)
 
 from . import spectra
 from .augment import GPUAugment
@@ -388,12 +388,20 @@ def _resume(run: _Run) -> dict[str, Any] | None:
         restore_rng_state(state["rng"], run.generators)
         run.step, run.window = state["step"], list(state["loss_window"])
         run.elapsed_before, run.train_time = state["elapsed_s"], state["train_time_s"]
+        threads = state.get("threads")
+        if run.rt.device.type == "cpu" and threads is not None and threads != torch.get_num_threads():
+            print(f"note: resumed with {torch.get_num_threads()} CPU threads, the checkpoint was written "
+                  f"with {threads}: the run continues exactly, but its float reductions may differ in the "
+                  "last bits from an uninterrupted run (bit-identical only at the same thread count)",
+                  file=sys.stderr)
         if state["data_position"] != list(run.order.position(run.step)):
             raise RuntimeError(f"{run.ckpt_path}: data position {state['data_position']} does "
                                f"not match step {run.step}; the SSL pool changed since it was "
                                "written")
-        if state["complete"] and (run.out / SUMMARY).is_file():
-            return json.loads((run.out / SUMMARY).read_text())
+        if state["complete"]:
+            summary = read_json(run.out / SUMMARY)
+            if isinstance(summary, dict):
+                return summary  # else (missing or corrupt): the final evaluation runs again
     run.metrics_log.truncate_after(run.step if has_ckpt else -1)
     run.spectra_log.truncate_after(run.step if has_ckpt else -1)
     _write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
@@ -414,6 +422,7 @@ def _checkpoint(run: _Run, final: bool = False) -> None:
         "model": run.model.state_dict(), "optimizer": run.step_fn.optimizer.state_dict(),
         "rng": capture_rng_state(run.generators), "loss_window": list(run.window),
         "elapsed_s": run.elapsed(), "train_time_s": run.train_time,
+        "threads": torch.get_num_threads(),
     })
 
 
@@ -510,7 +519,13 @@ def _loop(run: _Run, clock: _Clock, bar, stop_after: int | None,
     invocation_steps = 0
     with _StopSignals() as signals:
         while run.step < run.K:
-            lr_mult, mom = _one_step(run)
+            try:
+                lr_mult, mom = _one_step(run)
+            except NonFiniteError:
+                raise
+            except (FloatingPointError, OverflowError, torch.linalg.LinAlgError) as e:
+                # a numerical failure (eigh/solve on a non-finite F, overflow) is a divergence
+                raise NonFiniteError(run.step + 1, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
             invocation_steps += 1
             stopping = (stop_after is not None and invocation_steps >= stop_after) or signals.signum is not None
             _after_step(run, clock, bar, lr_mult, mom, stopping)

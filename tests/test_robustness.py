@@ -140,3 +140,92 @@ def test_sigterm_to_the_sweep_reaches_its_runs(tmp_path):
     assert status["status"] == "interrupted"
     left = subprocess.run(["pgrep", "-f", f"--out {out}/base/seed0"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def test_corrupt_files_and_non_runs_end_in_one_line(tmp_path):
+    out = tmp_path / "run"
+    r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=4", "--stop-after", "2")
+    assert r.returncode == 0, r.stderr
+    ckpt = out / "checkpoints" / "last.pt"
+    for damage in (b"", b"garbage", ckpt.read_bytes()[:100]):
+        ckpt.write_bytes(damage)
+        for args in (["train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=4"],
+                     ["eval", str(out)]):
+            r = _realnet(*args)
+            assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+            assert "last.pt" in r.stderr and "delete it" in r.stderr
+    r = _realnet("eval", str(tmp_path))
+    assert r.returncode == 2 and "not a run folder" in r.stderr and "Traceback" not in r.stderr
+    (out / "config.json").write_bytes(b"\xff\xfe not json")
+    r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=4")
+    assert r.returncode == 2 and "config.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_corrupt_summary_of_a_finished_run_is_rebuilt_on_resume(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=4"]
+    assert _realnet(*args).returncode == 0
+    (out / "summary.json").write_text("{torn")
+    from analysis.runs import run_status
+
+    assert run_status(out) == "partial"  # not "done": tables and sweeps agree
+    r = _realnet(*args)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 4
+
+
+def test_numerical_failure_in_a_step_is_a_divergence(tmp_path):
+    """The optimal predictor's solve on an exploding F raises FloatingPointError/LinAlgError inside
+    the step: exit 3 (a result the sweep records as nonfinite), not 2 (bad config)."""
+    r = _realnet("train", "--config", "digits", "--out", str(tmp_path / "r"), "--quiet", "train.steps=30",
+                 "optim.lr=1e30", "predictor.name=optimal")
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_analysis_refuses_unfinished_runs_and_reports_them_apart(tmp_path):
+    from analysis.__main__ import main as analysis_main
+
+    out = tmp_path / "run"
+    r = _realnet("train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=4", "--stop-after", "2")
+    assert r.returncode == 0
+    assert analysis_main(["compare", str(out)]) == 2
+    assert analysis_main(["scorecard", str(out), "--out", str(tmp_path / "sc")]) == 2
+    from analysis.report import report_runs
+
+    _, md = report_runs([out])
+    assert "seed 0: partial" in md
+
+
+def test_garbage_metrics_line_warns(tmp_path):
+    from analysis.runs import read_jsonl
+
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"step": 1}\nnot json\n{"step": 2}\n{"step": 3, "tor')
+    with pytest.warns(UserWarning, match="line 2"):
+        rows = read_jsonl(p)
+    assert [r["step"] for r in rows] == [1, 2]
+
+
+def test_runaway_sizes_are_refused_up_front(tmp_path):
+    with pytest.raises(ValueError, match="data.image_size"):
+        load_config("digits", ["data.image_size=1000"])
+    r = subprocess.run([sys.executable, "-m", "dynamics", "modes", "--t-end", "1e15", "--quiet", "--out",
+                        str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2 and "t_end" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    """A file where the output folder should go (the portable stand-in for a read-only or full
+    disk, which root cannot simulate): every CLI stops at once with one line naming the path."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = str(blocker / "sub")
+    cmds = [[sys.executable, "-m", "dynamics", "modes", "--quiet", "--out", out],
+            [sys.executable, "-m", "realnet", "train", "--config", "digits", "--quiet", "--out", out],
+            [sys.executable, "-m", "analysis", "scorecard", str(tmp_path), "--out", out]]
+    for cmd in cmds:
+        t0 = time.time()
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (cmd, r.stderr)
+        assert str(blocker) in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert time.time() - t0 < 60

@@ -144,7 +144,7 @@ def test_unfinished_runs_and_bad_arguments_are_refused(sim_runs, tmp_path):
     run_dir = tmp_path / "cell" / "seed0"
     shutil.copytree(sim_runs[0], run_dir)
     (run_dir / "summary.json").unlink()
-    with pytest.raises(ValueError, match="not finished"):
+    with pytest.raises(ValueError, match="needs a finished run"):
         scorecard([run_dir])
     with pytest.raises(ValueError, match="cutoff"):
         cutoff_state(load_run(sim_runs[0]), cutoff=1.5)
