@@ -21,6 +21,14 @@ sweep-cpu:
 scorecard-cpu:
 	$(PYTHON) -m analysis scorecard $$(ls -d $(SWEEP_OUT)/*/seed* | grep -v -e 'cj=' -e 'freq=' -e 'eps=') --out figures/out/scorecard/cpu
 
+.PHONY: scorecard-cpu-ablations
+# The same across DirectPred's c_j x freq and freq tables (finished runs only; the orderings across
+# runs are the point there).
+finished = $(foreach d,$(1),$(if $(wildcard $(d)/summary.json),$(d)))
+scorecard-cpu-ablations:
+	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(SWEEP_OUT)/base/seed*) $(wildcard $(SWEEP_OUT)/freq=2/seed*) $(wildcard $(SWEEP_OUT)/cj=*/seed*)) --out figures/out/scorecard/cpu_cj
+	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(SWEEP_OUT)/base/seed*) $(wildcard $(SWEEP_OUT)/freq=*/seed*)) --out figures/out/scorecard/cpu_freq
+
 .PHONY: gpu-check
 # On a CUDA machine: full-scale realnet.tools.bench, realnet.tools.numerics and pytest -m gpu in about 10
 # minutes, every number and the targets' verdicts in gpu_check.json.

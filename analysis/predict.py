@@ -40,6 +40,7 @@ Other predictors (two-layer MLP, identity, optimal) get no mode-level prediction
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -186,19 +187,19 @@ def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any
 
 def directset_config(cfg: Mapping[str, Any]) -> DirectPredConfig:
     """The DirectSet(alpha) settings of a run's predictor (DirectCopy: alpha = 1,
-    eps = eps_copy, no floor beyond 1e-12)."""
+    eps = eps_copy, no floor beyond 1e-12), with its c_j (Table 7's form) for DirectPred."""
     pc = _predictor_cfg(cfg)
     if pc.get("name") == "directcopy":
         return DirectPredConfig(freq=int(pc.get("freq", 1)), rho=float(pc.get("rho", 0.3)),
                                 eps=float(pc.get("eps_copy", 0.25)), floor=1e-12, alpha=1.0)
     return DirectPredConfig(freq=int(pc.get("freq", 1)), rho=float(pc.get("rho", 0.3)),
                             eps=float(pc.get("eps", 0.1)), floor=float(pc.get("floor", 1e-4)),
-                            alpha=float(pc.get("alpha", 0.5)))
+                            alpha=float(pc.get("alpha", 0.5)), cj=float(pc.get("cj", 0.0)))
 
 
 def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any]) -> ModePrediction:
     """Cosine-loss theory of a set predictor (dynamics.cosine), or the L2 collapse."""
-    dp = directset_config(cfg)
+    dp = dataclasses.replace(directset_config(cfg), cj=0.0)  # the closed forms below are eps-form only
     pc = _predictor_cfg(cfg)
     notes = [f"DirectSet alpha = {dp.alpha:g}, eps = {dp.eps:g}, floor = {dp.floor:g}"]
     if float(pc.get("cj", 0.0)) != 0.0:

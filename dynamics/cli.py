@@ -70,7 +70,13 @@ def _cmd_modes(args: argparse.Namespace) -> dict:
             "alpha_p": parse_values(args.alpha_p, "--alpha-p"), "eta": parse_values(args.eta, "--eta"),
             "sigma2": parse_values(args.sigma2, "--sigma2"), "tau": parse_values(args.tau, "--tau")}
     g = grid(axes)
-    beta = None if args.beta is None else float(args.beta)
+    if args.beta is None:
+        beta = None
+    else:
+        try:
+            beta = float(args.beta)
+        except ValueError:
+            raise ValueError(f"--beta={args.beta!r} is invalid: allowed one number > 0") from None
     t0 = time.perf_counter()
     traj = integrate_modes(g["p0"], g["s0"], alpha_p=g["alpha_p"], eta=g["eta"], sigma2=g["sigma2"],
                            tau=g["tau"], beta=beta, tau0=args.tau0, t_end=args.t_end, solver=args.solver,

@@ -55,13 +55,15 @@ class DirectPredConfig:
     """DirectPred / DirectSet(alpha) settings: ``freq`` (set ``Wp`` every ``freq`` steps), ``rho``
     (running-average momentum), ``eps`` (added to every ``p_j``; the paper's best is 0.1),
     ``floor`` (lower bound of ``p_j``; the public code uses 1e-4), ``alpha`` (exponent; 1/2 is
-    DirectPred, 1 DirectCopy-like)."""
+    DirectPred, 1 DirectCopy-like), ``cj`` (the c_j ablation, paper's Table 7: ``p_j =
+    max(e_j/e_max - c_j, floor)^alpha``; 0 = off, and ``eps`` is then unused)."""
 
     freq: int = 1
     rho: float = 0.3
     eps: float = 0.1
     floor: float = 1e-4
     alpha: float = 0.5
+    cj: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.freq, (int, np.integer)) or self.freq < 1:
@@ -70,15 +72,20 @@ class DirectPredConfig:
         check_nonnegative("eps", self.eps)
         check_positive("floor", self.floor)
         check_positive("alpha", self.alpha)
+        if not (np.isfinite(self.cj) and self.cj < 1):
+            raise ValueError(f"cj: must be a finite number < 1, got {self.cj!r}")
 
 
 def directset_p(e, cfg: DirectPredConfig = DirectPredConfig()) -> np.ndarray:
     """DirectSet(alpha) spectrum (THEORY section 3): ``p_j = max((max(e_j, 0)/e_max)^alpha + eps,
-    floor)`` along the last axis (the eigenvalues of :func:`directpred_wp`). An all-zero ``e``
-    gives ``max(eps, floor)``."""
+    floor)`` along the last axis (the eigenvalues of :func:`directpred_wp`); with ``cj != 0``
+    (Table 7's form) ``p_j = max(e_j/e_max - cj, floor)^alpha``. An all-zero ``e`` gives
+    ``max(eps, floor)`` (``max(-cj, floor)^alpha``)."""
     e = np.clip(np.asarray(e, dtype=np.float64), 0.0, None)
     top = np.max(e, axis=-1, keepdims=True)
     rel = np.divide(e, top, out=np.zeros_like(e), where=top > 0)
+    if cfg.cj != 0:
+        return np.maximum(rel - cfg.cj, cfg.floor) ** cfg.alpha
     return np.maximum(rel ** cfg.alpha + cfg.eps, cfg.floor)
 
 

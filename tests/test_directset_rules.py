@@ -31,3 +31,15 @@ def test_numpy_and_torch_directset_rules_agree(name, alpha, eps, floor):
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
     if name == "positive":  # the check could fail: the top mode is 1 + eps
         assert got.max() == pytest.approx(1.0 + eps, rel=1e-15)
+
+
+@pytest.mark.parametrize("cj", [0.1, 0.05, -0.05, -0.1])
+@pytest.mark.parametrize("name", list(SPECTRA))
+def test_the_cj_form_agrees_too(name, cj):
+    s = SPECTRA[name]
+    want = directset_p(s, DirectPredConfig(cj=cj))
+    got = directset_spectrum(torch.from_numpy(s), cj=cj).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+    if name == "positive":  # the top mode is (1 - cj)^(1/2): could fail if cj entered as + cj
+        assert got.max() == pytest.approx((1.0 - cj) ** 0.5, rel=1e-15)
+
