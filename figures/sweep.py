@@ -65,6 +65,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from analysis.process import StopSignals
 from analysis.runs import (CONFIG, SUMMARY, SWEEP_STATUS, FolderBusyError, folder_lock, read_json, run_status,
                            write_json_atomic)
 
@@ -385,39 +386,22 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     if conflicts:  # nothing is launched and no table is rewritten from a mix of configs
         raise ValueError(f"{str(out)!r} holds runs of another config than the sweep file's: "
                          f"{', '.join(conflicts)}; use a new --out (or restore the sweep file)")
-    with folder_lock(out, "sweep folder"), _ForwardSignals() as signals:
+    # SIGINT/SIGTERM: passed on to the running children, and no further run starts
+    with folder_lock(out, "sweep folder"), StopSignals(_forward_to_children) as signals:
         return _launch(spec, out, plan, todo, states, jobs, launcher, say, aggregate, signals)
 
 
-class _ForwardSignals:
-    """While active (main thread only): SIGINT/SIGTERM to the sweep are passed on to every live
-    child (each checkpoints its step and exits) and no further run starts."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-        with _LIVE_LOCK:
-            for proc in list(_LIVE):
-                if proc.poll() is None:
-                    proc.send_signal(signum)
-
-    def __enter__(self) -> "_ForwardSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+def _forward_to_children(signum: int) -> None:
+    """Pass a signal on to every live child (each checkpoints its step and exits)."""
+    with _LIVE_LOCK:
+        for proc in list(_LIVE):
+            if proc.poll() is None:
+                proc.send_signal(signum)
 
 
 def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[PlannedRun],
             states: dict[str, str], jobs: int, launcher: Launcher, say: Callable[..., None],
-            aggregate: bool, signals: _ForwardSignals) -> dict[str, str]:
+            aggregate: bool, signals: StopSignals) -> dict[str, str]:
     write_manifest(out, spec, plan)
     env = _child_env(jobs)
     t0 = time.perf_counter()

@@ -38,7 +38,6 @@ import math
 import os
 import sys
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from analysis.process import StopSignals
 from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, JsonlLog,
                            folder_lock, read_json, write_json_atomic)
 
@@ -91,30 +91,6 @@ class Interrupted(Exception):
         self.step, self.signum = step, signum
         name = signal.Signals(signum).name
         super().__init__(f"{name} at step {step}: checkpoint written; rerun the same command to resume")
-
-
-class _StopSignals:
-    """While active (main thread only), SIGINT/SIGTERM set ``signum`` instead of killing the
-    process, so the loop can finish its step and checkpoint; a second signal acts as usual."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-        for sig, old in self._old.items():  # a second Ctrl-C interrupts at once
-            signal.signal(sig, old)
-
-    def __enter__(self) -> "_StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class NonFiniteError(FloatingPointError):
@@ -517,7 +493,7 @@ def _loop(run: _Run, clock: _Clock, bar, stop_after: int | None,
           on_step: Callable[[int], None] | None) -> bool:
     """Steps until the end (True) or until ``stop_after`` steps of this invocation (False)."""
     invocation_steps = 0
-    with _StopSignals() as signals:
+    with StopSignals(once=True) as signals:
         while run.step < run.K:
             try:
                 lr_mult, mom = _one_step(run)
