@@ -35,6 +35,10 @@ Forecasters (:data:`FORECASTERS`; ``None`` where one does not apply to a run's p
         ``a_k`` and the augmentation moment ``b_k = same_k - cross_k`` along ``u_k``, both
         divided by the largest ``a`` (the scale of Eqn 16's ``X = I``), ``eta`` from
         :mod:`analysis.hparams`. Ranks by the margin ``a_k^2 - 4 eta (a_k + b_k)``.
+    ``eqn17`` (run level, trained linear predictors; :func:`eqn17_aligns`)
+        Theorem 3's condition at the cutoff: does ``Wp`` keep aligning with ``F`` (the relative
+        commutator lower at the end than at the cutoff)? Against ``always_aligns`` and the
+        persistence of the trend over the window before the cutoff.
     ``stepwise`` (every predictor; Simon et al. 2023)
         Modes are learned one at a time in the order of their view-invariant eigenvalue: the
         final ranks follow ``a_k``, and the modes alive at the cutoff are the top ones of that
@@ -84,7 +88,7 @@ from .jsonio import json_ready
 from .predict import directset_config
 from .runs import Run, load_run, require_finished
 
-__all__ = ["orderings", "CUTOFF", "FLOOR", "TIME_GRID", "CutoffState", "Measured", "Forecast", "cutoff_state",
+__all__ = ["orderings", "eqn17_aligns", "alignment_rows", "CUTOFF", "FLOOR", "TIME_GRID", "CutoffState", "Measured", "Forecast", "cutoff_state",
            "measure_after", "FORECASTERS", "THEORIES", "BASELINES", "score", "scorecard",
            "write_scorecard"]
 
@@ -350,8 +354,7 @@ def l2_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = Fa
         return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
     if cut.predictor != "linear" or cut.p is None or nominal:
         return None
-    lam_sig = cut.sigma2_filled
-    p_minus, p_plus = fixed_point_branches(1.0, cut.hp.eta, lam_sig)
+    p_minus, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
     p = cut.p * (p_plus[0] / cut.p[0]) if cut.p[0] > 0 and np.isfinite(p_plus[0]) else cut.p
     fates = np.isfinite(p_plus) & (p > np.nan_to_num(p_minus, nan=np.inf))
     rank = np.where(fates, np.nan_to_num(p_plus) ** 2, -1.0 + np.tanh(p))
@@ -419,6 +422,46 @@ FORECASTERS = {**THEORIES, **BASELINES}
 
 
 # ---------------------------------------------------------------------------------------------
+# run level: does Wp keep aligning with F after the cutoff (Theorem 3, Eqn 17)?
+# ---------------------------------------------------------------------------------------------
+def eqn17_aligns(cut: CutoffState) -> bool | None:
+    """Eqn 17 at the cutoff, for a trained linear predictor: ``[F, Wp]`` keeps decaying iff every
+    mode alive at the cutoff satisfies ``Delta_j < (alpha_p (1 + sigma2_j) s_j + eta) / 2`` with
+    ``Delta_j = p_j [tau - (1 + sigma2_j) p_j] - eta``, ``tau = 1`` (SimSiam, or BYOL's EMA at its
+    fixed point). Units as in :func:`l2_modes`: ``p`` scaled so that the top mode's ``p`` is its
+    ``p*_+`` (Eqn 16), ``s`` so that the top mode sits on the parabola ``s = p^2 / alpha_p``
+    (Eqn 14 with ``c = 0``). None when the run has no trained linear predictor."""
+    if cut.predictor != "linear" or cut.p is None:
+        return None
+    lam = 1.0 + cut.sigma2_filled
+    _, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
+    p = cut.p * (p_plus[0] / cut.p[0]) if cut.p[0] > 0 and np.isfinite(p_plus[0]) else cut.p
+    s = cut.s * (p[0] ** 2 / cut.hp.alpha_p) / cut.s[0] if cut.s[0] > 0 else cut.s
+    delta = p * (1.0 - lam * p) - cut.hp.eta
+    ok = delta < 0.5 * (cut.hp.alpha_p * lam * s + cut.hp.eta)
+    return bool(np.all(ok[cut.alive]))
+
+
+def alignment_rows(run: Run, cut: CutoffState) -> list[dict[str, Any]]:
+    """Run-level forecasts of whether the relative commutator ``||[F, Wp]|| / (||F|| ||Wp||)``
+    is lower at the end than at the cutoff: Eqn 17 (:func:`eqn17_aligns`) against the baselines
+    ``always_aligns`` and ``persistence`` (the change over the window before the cutoff goes on)."""
+    pred = eqn17_aligns(cut)
+    if pred is None:
+        return []
+    key = "relative_commutator"
+    at = {st: run.snapshot(st).get(key) for st in (cut.prev_step, cut.step, cut.final_step)}
+    if any(v is None for v in at.values()):
+        return []
+    measured = at[cut.final_step] < at[cut.step]
+    forecasts = {"eqn17": pred, "always_aligns": True, "persistence": at[cut.step] < at[cut.prev_step]}
+    return [{"forecaster": name, "kind": "theory" if name == "eqn17" else "baseline",
+             "aligns_pred": p, "aligns_meas": bool(measured), "right": p == measured,
+             "commutator_cutoff": float(at[cut.step]), "commutator_final": float(at[cut.final_step])}
+            for name, p in forecasts.items()]
+
+
+# ---------------------------------------------------------------------------------------------
 # scores
 # ---------------------------------------------------------------------------------------------
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -483,6 +526,7 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
         cuts.append(cut)
         meas.append(measure_after(run, cut))
     rows: list[dict[str, Any]] = []
+    align: list[dict[str, Any]] = []
     for i, (run, cut, m) in enumerate(zip(runs, cuts, meas)):
         same = [j for j in range(len(runs)) if j != i and _setting(runs[j]) == _setting(run)]
         others = same or [j for j in range(len(runs)) if j != i]
@@ -494,6 +538,8 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
                 "n_probe_pairs": cut.n_pairs,
                 "sigma2_ci_width_median": (None if cut.sigma2_ci is None else
                                            float(np.nanmedian(cut.sigma2_ci[1] - cut.sigma2_ci[0])))}
+        align += [{"run": str(run.path), "setting": _setting(run), "seed": run.config.get("seed"), **r}
+                  for r in alignment_rows(run, cut)]
         for name, fn in FORECASTERS.items():
             try:
                 fc = fn(cut, context)
@@ -505,7 +551,7 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
             rows.append({**base, "forecaster": name, "kind": _kind(name), **score(fc, m),
                          **_run_level(fc, m), **{f"info_{k}": v for k, v in fc.info.items()}})
     return {"cutoff": cutoff, "tol": tol, "convention": convention, "rows": rows,
-            "summary": summarise(rows), "orderings": orderings(rows)}
+            "summary": summarise(rows), "orderings": orderings(rows), "alignment": align}
 
 
 def _run_level(fc: Forecast, meas: Measured) -> dict[str, Any]:
@@ -596,6 +642,15 @@ def markdown(card: Mapping[str, Any]) -> str:
                          f"{_cell(e['spectrum_dex'], e['spectrum_dex_std'], '.2f')} | "
                          f"{_cell(e['path_dex'], e['path_dex_std'], '.2f')} | "
                          f"{_cell(e['spearman'], e['spearman_std'], '.2f')} |")
+        lines.append("")
+    if card.get("alignment"):
+        lines += ["### Does `Wp` keep aligning with `F` after the cutoff? (runs with a trained linear "
+                  "predictor; Eqn 17 against baselines)", "",
+                  "| forecaster | kind | right | runs where it aligned |", "|---|---|---|---|"]
+        for name in dict.fromkeys(r["forecaster"] for r in card["alignment"]):
+            sel = [r for r in card["alignment"] if r["forecaster"] == name]
+            lines.append(f"| {name} | {sel[0]['kind']} | {sum(r['right'] for r in sel)}/{len(sel)} | "
+                         f"{sum(r['aligns_meas'] for r in sel)}/{len(sel)} |")
         lines.append("")
     if card.get("orderings"):
         lines += ["### Across the runs given: predicted against measured ordering (Spearman, 16-84 % "

@@ -163,3 +163,34 @@ def test_cli_writes_the_scorecard_files(sim_runs, tmp_path):
     assert {row["forecaster"] for row in card["rows"]} >= {"cosine_modes", "persistence", "top_k"}
     assert (tmp_path / "scorecard.png").stat().st_size > 10_000
     assert (tmp_path / "scorecard.csv").read_text().count("\n") == len(card["rows"]) + 1
+
+
+def test_eqn17_holds_at_the_fixed_point_and_fails_for_a_weak_mode_with_a_large_p():
+    """Eqn 17: Delta_j = p_j (1 - lam_j p_j) - eta < (alpha_p lam_j s_j + eta) / 2. At the stable
+    fixed point p*_+ (Eqn 16) Delta = 0 and the condition holds for any s > 0; a mode whose p is
+    half its fixed point (Delta > 0) with a tiny s breaks it."""
+    from analysis.hparams import map_hparams
+    from analysis.scorecard import CutoffState, eqn17_aligns
+    from dynamics.exact import fixed_point_branches
+
+    cfg = {"method": {"name": "simsiam", "loss": "cosine", "symmetric": True},
+           "optim": {"name": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 4e-4,
+                     "schedule": "constant", "warmup_steps": 0},
+           "predictor": {"name": "linear", "lr_ratio": 1.0, "weight_decay": None}}
+    hp = map_hparams(cfg)
+    sigma2 = np.array([0.1, 0.5, 1.0])
+    _, p_star = fixed_point_branches(1.0, hp.eta, sigma2)
+    d = sigma2.size
+
+    def state(p, s):
+        return CutoffState(step=2, prev_step=1, final_step=3, target_steps=np.array([3]), U=np.eye(d),
+                           s=s, s_prev=s, same=(1 + sigma2) * s, cross=s, sigma2=sigma2, sigma2_ci=None,
+                           n_pairs=None, p=p, p_prev=p, alive=np.ones(d, bool), predictor="linear",
+                           config=cfg, hp=hp, tol=1e-3)
+
+    assert eqn17_aligns(state(p_star.copy(), p_star ** 2)) is True
+    weak = p_star.copy()
+    weak[2] = p_star[2] / 2
+    s = p_star ** 2
+    s[2] = 1e-6
+    assert eqn17_aligns(state(weak, s)) is False
