@@ -7,6 +7,8 @@
     invocation with a checkpoint (rerun the same command to continue).
 ``python -m realnet eval DIR``
     Re-probe the run's last checkpoint; writes DIR/eval.json.
+``python -m realnet export DIR [--out FILE]``
+    Write the trained trunk as a plain state dict (:mod:`realnet.export`).
 
 Exit status: 0 done (or stopped by ``--stop-after``), 2 invalid configuration or arguments,
 3 NaN/inf or another numerical failure during training (the last good checkpoint is kept), 4
@@ -45,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="re-probe a run's last checkpoint; writes eval.json")
     e.add_argument("run_dir")
     e.add_argument("--device", default=None, help="override the run's device (cpu, cuda, ...)")
+    x = sub.add_parser("export", help="write a run's trained trunk as a plain state dict (+ .json)")
+    x.add_argument("run_dir")
+    x.add_argument("--out", default=None, help="file (default RUN_DIR/trunk.pt)")
     sub.add_parser("configs", help="list the shipped configs")
     return p
 
@@ -77,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"stopped after {args.stop_after} steps; rerun the same command to resume")
             else:
                 print(json.dumps({k: summary[k] for k in _SUMMARY_KEYS if k in summary}))
+        elif args.command == "export":
+            from .export import export_trunk
+
+            print(json.dumps(export_trunk(args.run_dir, args.out)))
         else:
             res = evaluate_run(args.run_dir, device=args.device)
             print(json.dumps(res))

@@ -223,3 +223,24 @@ def test_collapse_rule_fires_on_a_point_and_on_a_line_but_not_on_a_cloud():
     assert v_point["collapsed"] and v_point["normalised_std"] < v_point["normalised_std_floor"]
     assert v_line["collapsed"] and v_line["effective_rank"] < 1.5
     assert v_line["normalised_std"] > v_line["normalised_std_floor"]
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    """nohup / SLURM: stderr is a file, so the bar becomes plain lines (first and last step at
+    least); --quiet and the CI variable silence them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["OMP_NUM_THREADS"] = "1"
+    args = [sys.executable, "-m", "realnet", "train", "--config", "digits", "train.steps=6",
+            "eval.linear_probe=false"]
+    r = subprocess.run(args + ["--out", str(tmp_path / "a")], capture_output=True, text=True, cwd=root, env=env)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train step")]
+    assert r.returncode == 0 and lines[0].startswith("train step 1/6") and lines[-1].startswith("train step 6/6")
+    r = subprocess.run(args + ["--out", str(tmp_path / "b"), "--quiet"], capture_output=True, text=True,
+                       cwd=root, env=env)
+    assert r.returncode == 0 and "train step" not in r.stderr
