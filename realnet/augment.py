@@ -105,6 +105,8 @@ _DEFAULTS: dict[str, AugmentConfig] = {
     "stl10": AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2), blur_p=1.0, blur_sigma=(0.1, 2.0)),
     "fashion_mnist": _GRAY,
     "digits": AugmentConfig(crop_scale=(0.5, 1.0), flip_p=0.0, jitter=(0.4, 0.4, 0.0, 0.0), grayscale_p=0.0),
+    # own photos: the STL-10 (SimCLR/BYOL) recipe, blur included
+    "imagefolder": AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2), blur_p=1.0, blur_sigma=(0.1, 2.0)),
 }
 
 

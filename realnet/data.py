@@ -17,6 +17,9 @@ writes (so a folder prepared by torchvision works as is):
   ``<root>/FashionMNIST/raw`` (torchvision's layout), ``<root>`` itself, and the system folder
   :data:`SYSTEM_FASHION_MNIST` (Debian/Ubuntu package ``dataset-fashion-mnist``).
 - digits: scikit-learn's bundled 8x8 digits (values 0..16, scaled to 0..255); no files needed.
+- imagefolder (own data): torchvision's ImageFolder layout, ``<root>/train/<class>/*.png|jpg|...``
+  and ``<root>/test/<class>/...`` (or ``val/``); every image is converted to RGB, its shorter side
+  resized to ``data.image_size`` (default 64) and centre-cropped (:func:`_load_imagefolder`).
 
 Checksums: torchvision verifies MD5 sums of the full official files before it reads them, which
 rejects user folders holding re-packed or partial copies. Here files are read directly and
@@ -29,6 +32,7 @@ the data.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import pickle
 from collections.abc import Callable
@@ -45,6 +49,8 @@ if TYPE_CHECKING:  # the config imports this module
 __all__ = [
     "DatasetSpec",
     "DATASETS",
+    "IMAGE_EXTENSIONS",
+    "imagefolder_classes",
     "SPLITS",
     "SYSTEM_FASHION_MNIST",
     "DEFAULT_ROOT",
@@ -91,7 +97,13 @@ DATASETS: dict[str, DatasetSpec] = {
     "stl10": DatasetSpec("stl10", 96, 3, 10, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "fashion_mnist": DatasetSpec("fashion_mnist", 28, 1, 10, (0.2860,), (0.3530,)),
     "digits": DatasetSpec("digits", 8, 1, 10, (0.3052,), (0.3760,)),
+    # any torchvision ImageFolder tree (own data): stored at data.image_size (default 64) px, RGB,
+    # ImageNet statistics; the number of classes is read from the folders (0 here)
+    "imagefolder": DatasetSpec("imagefolder", 64, 3, 0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+
+#: Image file endings an ImageFolder tree may hold (torchvision's IMG_EXTENSIONS).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class MissingDatasetError(FileNotFoundError):
@@ -112,19 +124,25 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def load_images(name: str, root: str | Path | None, split: str, *,
-                download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                download: bool = False, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a whole split: ``(images uint8 (N, C, H, W) contiguous CPU, labels int64 (N,))``.
 
     Labels are -1 for unlabelled images (STL-10's unlabeled part of the ``"ssl"`` split).
     ``root`` None means :data:`DEFAULT_ROOT`. With ``download=True`` missing files are fetched by
     torchvision into ``root`` (CIFAR, STL-10, Fashion-MNIST); otherwise a missing dataset raises
-    :class:`MissingDatasetError`.
+    :class:`MissingDatasetError`. ``size``: the stored side of an ``imagefolder`` dataset
+    (default its spec's 64; :func:`_load_imagefolder`); other datasets keep their native size.
     """
     spec = dataset_spec(name)
+    if name == "imagefolder":
+        spec = dataclasses.replace(spec, image_size=int(size or spec.image_size))
     if split not in SPLITS:
         raise ValueError(f"data.split: must be one of {list(SPLITS)}, got {split!r}")
     root_path = DEFAULT_ROOT if root is None else Path(root).expanduser()
-    images, labels = _LOADERS[name](root_path, split, bool(download))
+    if name == "imagefolder":
+        images, labels = _load_imagefolder(root_path, split, spec.image_size)
+    else:
+        images, labels = _LOADERS[name](root_path, split, bool(download))
     images = torch.from_numpy(np.require(images, dtype=np.uint8, requirements=["C", "W"]))
     labels = torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
     if images.shape[1:] != (spec.channels, spec.image_size, spec.image_size) or len(images) != len(labels):
@@ -290,6 +308,53 @@ def _load_digits(root: Path, split: str, download: bool) -> tuple[np.ndarray, np
     return images[keep], labels[keep]
 
 
+def _imagefolder_split_dir(root: Path, split: str) -> Path:
+    names = ("train",) if split in ("ssl", "train") else ("test", "val")
+    for n in names:
+        if (root / n).is_dir():
+            return root / n
+    raise MissingDatasetError("imagefolder", [root / n for n in names],
+                              "point data.root at a folder with train/ and test/ (or val/) "
+                              "subfolders, one subfolder per class inside each (torchvision's "
+                              "ImageFolder layout)")
+
+
+def imagefolder_classes(root: str | Path) -> list[str]:
+    """The class names of an ImageFolder tree: the sorted subfolders of ``root/train``."""
+    folder = _imagefolder_split_dir(Path(root).expanduser(), "train")
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def _load_imagefolder(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """An ImageFolder split (``root/train`` for ``ssl`` and ``train``, ``root/test`` or
+    ``root/val`` for ``test``; one subfolder per class, labels by the sorted class names of
+    ``root/train``), each image converted to RGB, its shorter side resized to ``size`` (bilinear,
+    antialiased) and centre-cropped to ``size x size``: uint8 ``(N, 3, size, size)``."""
+    from PIL import Image
+
+    classes = imagefolder_classes(root)
+    folder = _imagefolder_split_dir(root, split)
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) \
+            if (folder / name).is_dir() else []
+        for f in files:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+                w, h = im.size
+                scale = size / min(w, h)
+                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                               Image.BILINEAR, reducing_gap=None)
+                left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
+                im = im.crop((left, top, left + size, top + size))
+                images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise MissingDatasetError("imagefolder", [folder], f"put images ({', '.join(IMAGE_EXTENSIONS)}) "
+                                  "into one subfolder per class")
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
 # ------------------------------------------------------------------------------------- helpers
 
 def _torchvision_download(cls_name: str, root: Path, **kwargs) -> None:
@@ -334,7 +399,7 @@ def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
     d = cfg.data
 
     def get(split: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = load_images(d.dataset, d.root, split, download=d.download)
+        x, y = load_images(d.dataset, d.root, split, download=d.download, size=d.image_size)
         if limit is not None:
             x, y = x[:limit], y[:limit]
         return x.to(device), y.to(device)
@@ -345,4 +410,8 @@ def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
                          f"({len(ssl)} images); allowed at most {len(ssl)}")
     train_x, train_y = get("train", d.train_limit)
     test_x, test_y = get("test", d.test_limit)
-    return RunData(dataset_spec(d.dataset), ssl, train_x, train_y, test_x, test_y)
+    spec = dataset_spec(d.dataset)
+    if d.dataset == "imagefolder":  # stored size and classes come from the data
+        spec = dataclasses.replace(spec, image_size=int(ssl.shape[-1]),
+                                   num_classes=len(imagefolder_classes(d.root or DEFAULT_ROOT)))
+    return RunData(spec, ssl, train_x, train_y, test_x, test_y)
