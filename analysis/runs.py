@@ -33,6 +33,7 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,9 +189,14 @@ def snapshot_path(folder: str | Path, step: int) -> Path:
 
 
 def read_snapshot_file(path: str | Path) -> dict[str, Any]:
-    """A snapshot ``.npz`` as a dict (0-d arrays become Python scalars)."""
-    with np.load(path, allow_pickle=False) as z:
-        return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
+    """A snapshot ``.npz`` as a dict (0-d arrays become Python scalars); a damaged file is a
+    ValueError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{str(path)!r} is not a readable spectra snapshot ({type(e).__name__}: "
+                         f"{str(e)[:200]}); delete it or rerun the run") from None
 
 
 @dataclass

@@ -381,8 +381,8 @@ def _read_toml(path: str | Path, chain: tuple[str, ...]) -> dict[str, Any]:
     with open(resolved, "rb") as fh:
         try:
             data = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"--config {str(path)!r}: not valid TOML: {e}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"--config {str(path)!r}: not valid TOML (UTF-8): {e}") from None
     base = data.pop("base", None)
     if base is None:
         return data

@@ -283,11 +283,11 @@ def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, 
     if device is not None:
         cfg.device = device
     cfg.validate()
+    state = load_checkpoint(folder / CHECKPOINT)  # a damaged file is reported before any work
     rt = resolve_runtime(cfg)
     apply_thread_policy(cfg.train.threads, rt.device)
     data = load_run_data(cfg, rt.device)
     augment = GPUAugment(cfg.augment_config(), data.spec, out_size=cfg.data.image_size)
-    state = load_checkpoint(folder / CHECKPOINT)
     model = build_ssl_model(cfg, data.spec).to(rt.device)
     model.load_state_dict(state["model"])
     res = evaluate_model(model, data, augment, cfg, rt.device)

@@ -229,3 +229,16 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr, (cmd, r.stderr)
         assert str(blocker) in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert time.time() - t0 < 60
+
+
+def test_non_utf8_config_and_a_damaged_snapshot_are_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'seed = 0\n[data]\ndataset = "digits\xff"\n')
+    r = _realnet("train", "--config", str(bad), "--out", str(tmp_path / "r"), "--quiet")
+    assert r.returncode == 2 and "bad.toml" in r.stderr and "Traceback" not in r.stderr
+    from analysis.runs import read_snapshot_file
+
+    npz = tmp_path / "step_0000010.npz"
+    npz.write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(ValueError, match="step_0000010.npz"):
+        read_snapshot_file(npz)
