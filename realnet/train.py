@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import signal
 import time
@@ -62,6 +61,7 @@ from .model import SSLModel, build_ssl_model, ssl_loss
 from .momentum import momentum_at
 from .optim import build_optimizer, lr_at
 from .predictors import predictor_param_groups
+from .progress import make_progress, progress_mode
 from .runtime import Runtime, apply_thread_policy, resolve_runtime
 
 __all__ = [
@@ -241,46 +241,6 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime) -> TrainS
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
-def _progress_mode(quiet: bool | None) -> str:
-    """``"bar"`` (a terminal), ``"lines"`` (stderr is a file or pipe: nohup, SLURM), or
-    ``"off"`` (``quiet``, or the ``CI`` environment variable set)."""
-    if quiet:
-        return "off"
-    if quiet is None and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        return "off"
-    return "bar" if sys.stderr.isatty() else "lines"
-
-
-class _PlainProgress:
-    """Progress as plain lines on stderr for logs (no terminal): the first step, then at most one
-    line every ``every_s`` seconds, and the last step; each names the step, the rate and the
-    latest logged metrics. The interface of the tqdm bar the loop drives."""
-
-    def __init__(self, total: int, initial: int, every_s: float = 30.0) -> None:
-        self.total, self.n, self.every_s = total, initial, every_s
-        self.t0 = self.t_last = time.perf_counter()
-        self.n0, self.postfix = initial, {}
-        self._printed_first = False
-
-    def set_postfix(self, values: dict[str, Any], refresh: bool = False) -> None:
-        self.postfix = dict(values)
-
-    def update(self, k: int = 1) -> None:
-        self.n += k
-        now = time.perf_counter()
-        if self._printed_first and now - self.t_last < self.every_s and self.n < self.total:
-            return
-        self._printed_first, self.t_last = True, now
-        rate = (self.n - self.n0) / max(now - self.t0, 1e-9)
-        eta = (self.total - self.n) / rate if rate > 0 else float("nan")
-        extra = " ".join(f"{k}={v}" for k, v in self.postfix.items())
-        print(f"train step {self.n}/{self.total} ({100 * self.n / self.total:.0f}%) {rate:.2f} step/s "
-              f"eta {eta / 60:.1f} min {extra}".rstrip(), file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
 def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
     """Write config.json, or check that the one there is this config (a resume); keys of
     :data:`RESULT_NEUTRAL_KEYS` may differ (config.json then takes the new values). Called only
@@ -598,7 +558,7 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a file, not a folder")
     with folder_lock(out):
-        return _train_locked(cfg, out, _progress_mode(quiet), stop_after, on_step)
+        return _train_locked(cfg, out, progress_mode(quiet), stop_after, on_step)
 
 
 def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | None,
@@ -609,7 +569,7 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
         return done
     if run.step == 0 and cfg.log.spectra_every > 0:
         run.last_spectra = _snapshot(run)
-    bar = _progress(run.K, run.step, progress)
+    bar = make_progress(run.K, run.step, progress)
     clock = _Clock(run.train_time)
     try:
         if not _loop(run, clock, bar, stop_after, on_step):
@@ -617,16 +577,6 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
     finally:
         bar.close()
     return _finish(run, clock)
-
-
-def _progress(total: int, initial: int, mode: str):
-    """The loop's progress display (:func:`_progress_mode`)."""
-    if mode == "lines":
-        return _PlainProgress(total, initial)
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=mode == "off", unit="step", dynamic_ncols=True,
-                desc="train")
 
 
 def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, order: BatchOrder,

@@ -1,0 +1,265 @@
+"""The forecasters of the scorecard: theories and baselines, each a function of the cutoff state
+alone (:class:`analysis.cutoff.CutoffState`; :mod:`analysis.scorecard` describes them), and the
+run-level alignment forecast of Eqn 17."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from dynamics.cosine import integrate_directset_modes, l2_mode_rhs
+from dynamics.exact import fixed_point_branches
+from dynamics.sgd import directset_p
+
+from . import metrics
+from .cutoff import FLOOR, CutoffState
+from .predict import directset_config
+from .runs import Run
+
+__all__ = ["TIME_GRID", "Forecast", "THEORIES", "BASELINES", "FORECASTERS", "cosine_modes", "l2_modes",
+           "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
+           "eqn17_aligns", "alignment_rows", "log_rel"]
+
+#: Candidate time factors, as multiples of the nominal ``a`` of :mod:`analysis.hparams`.
+TIME_GRID = np.logspace(-7, 3, 41)
+_SET_PREDICTORS = ("directpred", "directcopy")
+
+
+@dataclass
+class Forecast:
+    """A forecaster's prediction for the cutoff modes: ``fates`` (d,) bool, ``path`` (k, d)
+    values along the cutoff modes at the target steps (any scale), ``rank_score`` (d,) (larger =
+    larger at the end), each None when not predicted; ``info`` (e.g. the fitted time factor)."""
+
+    fates: np.ndarray | None = None
+    path: np.ndarray | None = None
+    rank_score: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final(self) -> np.ndarray | None:
+        return None if self.path is None else self.path[-1]
+
+
+def _rel(v: np.ndarray) -> np.ndarray:
+    v = np.clip(np.asarray(v, dtype=np.float64), 0.0, None)
+    top = np.max(v, axis=-1, keepdims=True)
+    return np.where(top > 0, v / np.where(top > 0, top, 1.0), 0.0)
+
+
+def log_rel(v: np.ndarray) -> np.ndarray:
+    return np.log10(np.maximum(_rel(v), FLOOR))
+
+
+def _fates_of(path: np.ndarray, reference: float, tol: float) -> np.ndarray:
+    end = np.clip(path[-1], 0.0, None)
+    if end.max() <= tol * reference:
+        return np.zeros(end.shape, bool)
+    return ~metrics.collapsed_mask(end, rel_tol=tol)
+
+
+def _fit_and_run(cut: CutoffState, flow: Callable[[np.ndarray | None, np.ndarray, float, np.ndarray], np.ndarray],
+                 state_prev: tuple[np.ndarray | None, np.ndarray], state_now: tuple[np.ndarray | None, np.ndarray],
+                 *, nominal: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fit the time factor on the window before the cutoff (or take the nominal ``a`` of
+    :mod:`analysis.hparams` when ``nominal``), then integrate from the cutoff.
+    ``flow(p0, e0, t_end, t_eval)`` returns ``e`` at ``t_eval`` (rows)."""
+    a = cut.hp.a
+    window = cut.step - cut.prev_step
+    target = log_rel(cut.s)
+    best, best_err = None, math.inf
+    for g in ([1.0] if nominal else TIME_GRID):
+        try:
+            s_at = flow(*state_prev, g * a * window, np.array([g * a * window]))[-1]
+        except (FloatingPointError, ArithmeticError, ValueError):
+            continue
+        if not np.all(np.isfinite(s_at)):
+            continue
+        err = float(np.mean((log_rel(s_at) - target) ** 2))
+        if err < best_err:
+            best, best_err = g, err
+    if best is None:
+        raise ValueError("no time factor gives a finite flow over the window before the cutoff")
+    t_eval = best * a * (cut.target_steps - cut.step).astype(np.float64)
+    path = flow(*state_now, float(t_eval[-1]), t_eval)
+    edge = (not nominal) and best in (TIME_GRID[0], TIME_GRID[-1])
+    return path, {"time_factor_over_a": float(best), "window_fit_dex2": best_err, "time_factor_at_grid_edge": edge}
+
+
+def _directset_flow(cut: CutoffState, loss: str) -> Callable[..., np.ndarray]:
+    """The per-mode flow of a set predictor (``p = directset_p(s (1 + sigma2))``), from and to
+    ``e = s (1 + sigma2)``: the eigenvalues of ``F = W (X + X') W^T``, which is what a run's ``F``
+    (the correlation of the online outputs of both views) measures; ``s`` of the theory is the
+    cross-view part ``W X W^T``.
+
+    Cosine: :func:`dynamics.cosine.integrate_directset_modes` from the measured scale (the flow's
+    speed in ``log s`` is inversely proportional to it), without weight decay (module docstring). L2: Eqn 12 with ``p`` set is homogeneous of degree 1
+    in ``s`` (``p`` depends on ratios only), so ``d log s_m / dt`` depends on the relative
+    spectrum alone; it is integrated in ``log s`` (:func:`scipy.integrate.solve_ivp`, LSODA) so
+    that a spectrum shrinking as a whole (the L2 theory's total collapse) never underflows."""
+    dp = directset_config(cut.config)
+    sym = cut.hp.loss_terms == 2
+    lam = 1.0 + cut.sigma2_filled
+
+    def cosine(_p0: Any, e0: np.ndarray, t_end: float, t_eval: np.ndarray) -> np.ndarray:
+        s0 = np.clip(e0, 0.0, None) / lam
+        traj = integrate_directset_modes(s0, loss=loss, sigma2=lam - 1.0, eta=0.0, tau=1.0,
+                                         directpred=dp, symmetric=sym, t_end=t_end, method="LSODA",
+                                         n_save=257)
+        return np.stack([np.interp(t_eval, traj.t, traj.e[:, j]) for j in range(s0.size)], axis=1)
+
+    def l2(_p0: Any, e0: np.ndarray, t_end: float, t_eval: np.ndarray) -> np.ndarray:
+        from scipy.integrate import solve_ivp
+
+        s0 = np.clip(e0, 0.0, None) / lam
+        y0 = np.log(np.maximum(s0, FLOOR * max(float(np.max(s0)), 1e-300)))
+
+        def rate(_t: float, y: np.ndarray) -> np.ndarray:
+            rel = np.exp(y - y.max())
+            return l2_mode_rhs(rel, directset_p(rel * lam, dp), sigma2=lam - 1.0, eta=cut.hp.eta,
+                               tau=1.0, symmetric=sym) / rel
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sol = solve_ivp(rate, (0.0, t_end), y0, method="LSODA", t_eval=np.sort(t_eval), rtol=1e-6, atol=1e-9)
+        if not sol.success:
+            raise FloatingPointError(sol.message)
+        return np.exp(sol.y.T) * lam
+
+    return l2 if loss == "l2" else cosine
+
+
+def _set_only(cut: CutoffState) -> bool:
+    pc = cut.config.get("predictor", {})
+    return (cut.predictor in _SET_PREDICTORS and int(pc.get("partitions", 1)) == 1
+            and int(pc.get("feature_blocks", 1)) == 1)
+
+
+def cosine_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = False) -> Forecast | None:
+    if not _set_only(cut):
+        return None
+    path, info = _fit_and_run(cut, _directset_flow(cut, "cosine"), (None, cut.s_prev), (None, cut.s),
+                              nominal=nominal)
+    return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
+
+
+def l2_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = False) -> Forecast | None:
+    """Set predictors: Eqn 12 with ``p`` set, integrated. Trained linear predictor: the fixed
+    points of Eqns 11-16 with the basin rule -- mode ``j`` survives iff ``eta < eta_c(sigma2_j)``
+    and its cutoff ``p_j`` lies above the unstable branch ``p*_-``, with ``p`` scaled so that the
+    top mode's ``p`` equals its ``p*_+`` (the cosine loss leaves the scale of ``Wp`` free). No
+    path: Eqns 11-13 integrated from the measured ``(p, s)`` diverge (measured ``sigma2`` up to
+    ~60 makes them stiff at every time factor tried)."""
+    if _set_only(cut):
+        path, info = _fit_and_run(cut, _directset_flow(cut, "l2"), (None, cut.s_prev), (None, cut.s),
+                                  nominal=nominal)
+        return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
+    if cut.predictor != "linear" or cut.p is None or nominal:
+        return None
+    p_minus, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
+    p = cut.p * (p_plus[0] / cut.p[0]) if cut.p[0] > 0 and np.isfinite(p_plus[0]) else cut.p
+    fates = np.isfinite(p_plus) & (p > np.nan_to_num(p_minus, nan=np.inf))
+    rank = np.where(fates, np.nan_to_num(p_plus) ** 2, -1.0 + np.tanh(p))
+    return Forecast(fates=fates, rank_score=rank, info={"eta": cut.hp.eta})
+
+
+def _ab(cut: CutoffState) -> tuple[np.ndarray, np.ndarray]:
+    cross = np.clip(cut.cross, 0.0, None)
+    top = float(cross.max()) if cross.max() > 0 else 1.0
+    return cross / top, np.clip(cut.same - cut.cross, 0.0, None) / top
+
+
+def directset_threshold(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
+    a, b = _ab(cut)
+    margin = a ** 2 - 4.0 * cut.hp.eta * (a + b)
+    return Forecast(fates=margin >= 0, rank_score=margin, info={"eta": cut.hp.eta})
+
+
+def stepwise(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
+    a, _ = _ab(cut)
+    order = np.argsort(-a, kind="stable")
+    fates = np.zeros(a.size, bool)
+    fates[order[:int(cut.alive.sum())]] = True
+    return Forecast(fates=fates, rank_score=a)
+
+
+def persistence(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
+    return Forecast(cut.alive.copy(), np.tile(cut.s, (cut.target_steps.size, 1)), cut.s.copy())
+
+
+def all_survive(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
+    d = cut.s.size
+    return Forecast(np.ones(d, bool), np.ones((cut.target_steps.size, d)), None)
+
+
+def all_collapse(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
+    return Forecast(fates=np.zeros(cut.s.size, bool))
+
+
+def top_k(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
+    k = context.get("top_k")
+    if k is None:
+        return None
+    fates = np.zeros(cut.s.size, bool)
+    fates[:int(k)] = True  # U is sorted by the cutoff's eigenvalues
+    return Forecast(fates=fates, rank_score=cut.s.copy(), info={"k": int(k)})
+
+
+#: name -> forecaster(cutoff state, context) -> Forecast or None (does not apply).
+THEORIES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]] = {
+    "cosine_modes": cosine_modes,
+    "cosine_modes_nominal": partial(cosine_modes, nominal=True),
+    "l2_modes": l2_modes,
+    "l2_modes_nominal": partial(l2_modes, nominal=True),
+    "directset_threshold": directset_threshold,
+    "stepwise": stepwise,
+}
+BASELINES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]] = {
+    "persistence": persistence,
+    "all_survive": all_survive,
+    "all_collapse": all_collapse,
+    "top_k": top_k,
+}
+FORECASTERS = {**THEORIES, **BASELINES}
+
+
+# ---------------------------------------------------------------------------------------------
+# run level: does Wp keep aligning with F after the cutoff (Theorem 3, Eqn 17)?
+# ---------------------------------------------------------------------------------------------
+def eqn17_aligns(cut: CutoffState) -> bool | None:
+    """Eqn 17 at the cutoff, for a trained linear predictor: ``[F, Wp]`` keeps decaying iff every
+    mode alive at the cutoff satisfies ``Delta_j < (alpha_p (1 + sigma2_j) s_j + eta) / 2`` with
+    ``Delta_j = p_j [tau - (1 + sigma2_j) p_j] - eta``, ``tau = 1`` (SimSiam, or BYOL's EMA at its
+    fixed point). Units as in :func:`l2_modes`: ``p`` scaled so that the top mode's ``p`` is its
+    ``p*_+`` (Eqn 16), ``s`` so that the top mode sits on the parabola ``s = p^2 / alpha_p``
+    (Eqn 14 with ``c = 0``). None when the run has no trained linear predictor."""
+    if cut.predictor != "linear" or cut.p is None:
+        return None
+    lam = 1.0 + cut.sigma2_filled
+    _, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
+    p = cut.p * (p_plus[0] / cut.p[0]) if cut.p[0] > 0 and np.isfinite(p_plus[0]) else cut.p
+    s = cut.s * (p[0] ** 2 / cut.hp.alpha_p) / cut.s[0] if cut.s[0] > 0 else cut.s
+    delta = p * (1.0 - lam * p) - cut.hp.eta
+    ok = delta < 0.5 * (cut.hp.alpha_p * lam * s + cut.hp.eta)
+    return bool(np.all(ok[cut.alive]))
+
+
+def alignment_rows(run: Run, cut: CutoffState) -> list[dict[str, Any]]:
+    """Run-level forecasts of whether the relative commutator ``||[F, Wp]|| / (||F|| ||Wp||)``
+    is lower at the end than at the cutoff: Eqn 17 (:func:`eqn17_aligns`) against the baselines
+    ``always_aligns`` and ``persistence`` (the change over the window before the cutoff goes on)."""
+    pred = eqn17_aligns(cut)
+    if pred is None:
+        return []
+    key = "relative_commutator"
+    at = {st: run.snapshot(st).get(key) for st in (cut.prev_step, cut.step, cut.final_step)}
+    if any(v is None for v in at.values()):
+        return []
+    measured = at[cut.final_step] < at[cut.step]
+    forecasts = {"eqn17": pred, "always_aligns": True, "persistence": at[cut.step] < at[cut.prev_step]}
+    return [{"forecaster": name, "kind": "theory" if name == "eqn17" else "baseline",
+             "aligns_pred": p, "aligns_meas": bool(measured), "right": p == measured,
+             "commutator_cutoff": float(at[cut.step]), "commutator_final": float(at[cut.final_step])}
+            for name, p in forecasts.items()]
