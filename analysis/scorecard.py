@@ -22,7 +22,9 @@ Forecasters (:data:`FORECASTERS`; ``None`` where one does not apply to a run's p
     ``cosine_modes`` (set predictors: directpred, directcopy)
         The project's mean-field cosine-loss per-mode flow (:func:`dynamics.cosine.cosine_mode_rhs`)
         integrated forward from the cutoff's ``s_j`` with the cutoff's ``sigma2_j`` and the run's
-        DirectSet settings. Weight decay is left out: in this flow it shrinks every mode by the
+        DirectSet settings (``alpha``, ``eps``, ``floor``, ``c_j``; DirectCopy as ``alpha = 1``,
+        ``eps = eps_copy``; the weight set at every step, so ``freq > 1`` is not modelled; a mode
+        with no view-invariant signal gets the largest measured ``sigma2``). Weight decay is left out: in this flow it shrinks every mode by the
         same factor and so cannot change the relative spectrum the scorecard compares (with the
         cosine loss the scale is free; THEORY.md section 5); its only effect, a faster flow at a
         smaller scale, is absorbed in the fitted time factor below.
@@ -59,6 +61,9 @@ a`` itself (the a-priori mapping, no fit).
 Across runs (:func:`orderings`): over all the runs given (one sweep table, say), the Spearman
 correlation of each forecaster's predicted number of surviving modes and participation ratio of
 the final spectrum against the measured ones, with a bootstrap interval over runs.
+
+The state and the measurements live in :mod:`analysis.cutoff`, the forecasters in
+:mod:`analysis.forecasters`; this module scores and aggregates.
 
 Scores (:func:`score`): fate accuracy and balanced accuracy (mean recall over the classes present),
 the final relative spectrum's error in decades (sorted predicted against sorted measured
