@@ -29,6 +29,12 @@ scorecard-cpu-ablations:
 	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(SWEEP_OUT)/base/seed*) $(wildcard $(SWEEP_OUT)/freq=2/seed*) $(wildcard $(SWEEP_OUT)/cj=*/seed*)) --out figures/out/scorecard/cpu_cj
 	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(SWEEP_OUT)/base/seed*) $(wildcard $(SWEEP_OUT)/freq=*/seed*)) --out figures/out/scorecard/cpu_freq
 
+.PHONY: scorecard-cpu-probe4096
+# The scorecard on runs whose snapshots use 4096 view pairs (bootstrap intervals on sigma2_j):
+# nice python -m figures.sweep figures/sweeps/scorecard_cpu.toml --out figures/out/sweeps/scorecard_cpu --jobs 2
+scorecard-cpu-probe4096:
+	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard figures/out/sweeps/scorecard_cpu/*/seed*)) --out figures/out/scorecard/cpu_probe4096
+
 .PHONY: gpu-check
 # On a CUDA machine: full-scale realnet.tools.bench, realnet.tools.numerics and pytest -m gpu in about 10
 # minutes, every number and the targets' verdicts in gpu_check.json.
