@@ -221,7 +221,8 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.01))
     fig.suptitle(f"Forward predictions from the cutoff ({card['cutoff']:.0%} of each run) against "
                  "baselines: filled = theory, open = baseline; mean ± std over seeds", y=0.99)
-    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, min(0.35, 1.0 / height), 1, 1 - 0.35 / height))
     fig.savefig(path)
     plt.close(fig)
 
