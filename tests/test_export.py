@@ -27,6 +27,7 @@ def test_exported_trunk_equals_the_runs_trunk_in_torchvision(tmp_path, stem):
                         "--quiet", "train.steps=2", "model.width=1.0", f"model.stem={stem}",
                         # the imagenet stem down-samples 32x: 64 px crops end as a 2x2 map
                         f"data.image_size={64 if stem == 'imagenet' else 8}", "log.probe_size=64",
+                        "data.train_limit=128", "data.test_limit=128", "log.spectra_every=0",
                         "eval.linear_probe=false", "eval.random_init_baseline=false", "eval.pixel_baseline=false"],
                        capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr
