@@ -43,6 +43,8 @@ class CutoffState:
     config: dict[str, Any]
     hp: TheoryHParams
     tol: float
+    commutator: float | None = None        # relative ||[F, Wp]|| at the cutoff (linear predictors)
+    commutator_prev: float | None = None   # the same at the snapshot before
 
     @property
     def sigma2_filled(self) -> np.ndarray:
@@ -66,6 +68,7 @@ class Measured:
     total_collapse: bool
     overlap: np.ndarray | None = None  # ||P_alive u_j||^2, the share of u_j in the final surviving subspace
     tol: float = metrics.COLLAPSE_REL_TOL
+    commutator_final: float | None = None  # relative ||[F, Wp]|| at the last snapshot
 
     @property
     def n_alive(self) -> int:
@@ -117,14 +120,16 @@ def cutoff_state(run: Run, *, cutoff: float = CUTOFF, tol: float = metrics.COLLA
         n_pairs=snap.get("n_probe_pairs"), p=p, p_prev=p_prev,
         alive=~metrics.collapsed_mask(s, rel_tol=tol),
         predictor=str(cfg.get("predictor", {}).get("name", "?")), config=cfg,
-        hp=map_hparams(cfg, convention), tol=tol)
+        hp=map_hparams(cfg, convention), tol=tol,
+        commutator=snap.get("relative_commutator"), commutator_prev=before.get("relative_commutator"))
 
 
 def measure_after(run: Run, cut: CutoffState) -> Measured:
     """What the run did after the cutoff, along the cutoff's eigenvectors (module docstring)."""
     along, spectra = [], []
     for st in cut.target_steps:
-        F = _snap_or_refuse(run, int(st), ("F",))["F"]
+        snap = _snap_or_refuse(run, int(st), ("F",))
+        F = snap["F"]
         along.append(metrics.project_on_modes(F, cut.U))
         spectra.append(metrics.spectrum(F))
     along_a, spectra_a = np.array(along), np.array(spectra)
@@ -133,4 +138,5 @@ def measure_after(run: Run, cut: CutoffState) -> Measured:
     alive = V[:, ~metrics.collapsed_mask(lam, rel_tol=cut.tol)]
     overlap = np.sum((alive.T @ cut.U) ** 2, axis=0)
     fates = (overlap >= 0.5) & (not total)
-    return Measured(cut.target_steps, along_a, spectra_a, fates, total, overlap, cut.tol)
+    return Measured(cut.target_steps, along_a, spectra_a, fates, total, overlap, cut.tol,
+                    snap.get("relative_commutator"))

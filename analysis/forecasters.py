@@ -15,9 +15,8 @@ from dynamics.exact import fixed_point_branches
 from dynamics.sgd import directset_p
 
 from . import metrics
-from .cutoff import FLOOR, CutoffState
+from .cutoff import FLOOR, CutoffState, Measured
 from .predict import directset_config
-from .runs import Run
 
 __all__ = ["TIME_GRID", "Forecast", "THEORIES", "BASELINES", "FORECASTERS", "cosine_modes", "l2_modes",
            "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
@@ -246,20 +245,18 @@ def eqn17_aligns(cut: CutoffState) -> bool | None:
     return bool(np.all(ok[cut.alive]))
 
 
-def alignment_rows(run: Run, cut: CutoffState) -> list[dict[str, Any]]:
+def alignment_rows(cut: CutoffState, meas: Measured) -> list[dict[str, Any]]:
     """Run-level forecasts of whether the relative commutator ``||[F, Wp]|| / (||F|| ||Wp||)``
     is lower at the end than at the cutoff: Eqn 17 (:func:`eqn17_aligns`) against the baselines
     ``always_aligns`` and ``persistence`` (the change over the window before the cutoff goes on)."""
     pred = eqn17_aligns(cut)
-    if pred is None:
+    at = (cut.commutator_prev, cut.commutator, meas.commutator_final)
+    if pred is None or any(v is None for v in at):
         return []
-    key = "relative_commutator"
-    at = {st: run.snapshot(st).get(key) for st in (cut.prev_step, cut.step, cut.final_step)}
-    if any(v is None for v in at.values()):
-        return []
-    measured = at[cut.final_step] < at[cut.step]
-    forecasts = {"eqn17": pred, "always_aligns": True, "persistence": at[cut.step] < at[cut.prev_step]}
+    prev, now, final = at
+    measured = final < now
+    forecasts = {"eqn17": pred, "always_aligns": True, "persistence": now < prev}
     return [{"forecaster": name, "kind": "theory" if name == "eqn17" else "baseline",
              "aligns_pred": p, "aligns_meas": bool(measured), "right": p == measured,
-             "commutator_cutoff": float(at[cut.step]), "commutator_final": float(at[cut.final_step])}
+             "commutator_cutoff": float(now), "commutator_final": float(final)}
             for name, p in forecasts.items()]

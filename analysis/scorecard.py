@@ -168,7 +168,7 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
                 "sigma2_ci_width_median": (None if cut.sigma2_ci is None else
                                            float(np.nanmedian(cut.sigma2_ci[1] - cut.sigma2_ci[0])))}
         align += [{"run": str(run.path), "setting": _setting(run), "seed": run.config.get("seed"), **r}
-                  for r in alignment_rows(run, cut)]
+                  for r in alignment_rows(cut, m)]
         for name, fn in FORECASTERS.items():
             try:
                 fc = fn(cut, context)
@@ -253,6 +253,11 @@ def _cell(v: float | None, sd: float | None, fmt: str) -> str:
     return f"{v:{fmt}}" + ("" if sd is None else f" ± {sd:{fmt}}")
 
 
+def _table_head(title: str, columns: Sequence[str]) -> list[str]:
+    """A markdown section title and the head of its table."""
+    return [f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def markdown(card: Mapping[str, Any]) -> str:
     """The summary as markdown tables, one per setting (mean ± std over seeds)."""
     lines = [f"Cutoff {card['cutoff']:.0%} of the run; fate rule tol = {card['tol']:g}. Mean ± std "
@@ -261,9 +266,9 @@ def markdown(card: Mapping[str, Any]) -> str:
         ent = [e for e in card["summary"] if e["setting"] == setting]
         runs = [r for r in card["rows"] if r["setting"] == setting and r["forecaster"] == "persistence"]
         alive = ", ".join(f"{r['n_alive_cutoff']}->{r['n_alive_final']}" for r in runs)
-        lines += [f"### {setting} ({ent[0]['n_runs']} runs; modes alive cutoff->end: {alive})", "",
-                  "| forecaster | kind | fate acc | balanced acc | spectrum dex | path dex | Spearman |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += _table_head(f"{setting} ({ent[0]['n_runs']} runs; modes alive cutoff->end: {alive})",
+                             ("forecaster", "kind", "fate acc", "balanced acc", "spectrum dex",
+                              "path dex", "Spearman"))
         for e in ent:
             lines.append(f"| {e['forecaster']} | {e['kind']} | "
                          f"{_cell(e['fate_acc'], e['fate_acc_std'], '.2f')} | "
@@ -273,18 +278,18 @@ def markdown(card: Mapping[str, Any]) -> str:
                          f"{_cell(e['spearman'], e['spearman_std'], '.2f')} |")
         lines.append("")
     if card.get("alignment"):
-        lines += ["### Does `Wp` keep aligning with `F` after the cutoff? (runs with a trained linear "
-                  "predictor; Eqn 17 against baselines)", "",
-                  "| forecaster | kind | right | runs where it aligned |", "|---|---|---|---|"]
+        lines += _table_head("Does `Wp` keep aligning with `F` after the cutoff? (runs with a trained "
+                             "linear predictor; Eqn 17 against baselines)",
+                             ("forecaster", "kind", "right", "runs where it aligned"))
         for name in dict.fromkeys(r["forecaster"] for r in card["alignment"]):
             sel = [r for r in card["alignment"] if r["forecaster"] == name]
             lines.append(f"| {name} | {sel[0]['kind']} | {sum(r['right'] for r in sel)}/{len(sel)} | "
                          f"{sum(r['aligns_meas'] for r in sel)}/{len(sel)} |")
         lines.append("")
     if card.get("orderings"):
-        lines += ["### Across the runs given: predicted against measured ordering (Spearman, 16-84 % "
-                  "bootstrap over runs)", "",
-                  "| forecaster | kind | runs | surviving modes | participation ratio |", "|---|---|---|---|---|"]
+        lines += _table_head("Across the runs given: predicted against measured ordering (Spearman, "
+                             "16-84 % bootstrap over runs)",
+                             ("forecaster", "kind", "runs", "surviving modes", "participation ratio"))
         for e in card["orderings"]:
             cells = []
             for what in ("n_alive", "pr"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,7 +48,7 @@ def run_mission(out: str | Path, *, quiet: bool = False, steps: int | None = Non
 
     out = Path(out)
     _say(quiet, "1/3 theory: per-mode dynamics of the linear model and their collapse threshold")
-    cfg = replace(DemoConfig())
+    cfg = DemoConfig()
     theory, data = run_demo(cfg, progress=False)
     (out / "theory").mkdir(parents=True, exist_ok=True)
     plot_phase_portraits(cfg, data, out / "theory" / "phase_portrait.png")
@@ -86,8 +85,7 @@ def _markdown(result: dict[str, Any], scorecard_md: str) -> str:
              "| run | linear probe | same probe, random-init trunk | gain | effective rank | collapsed |",
              "|---|---|---|---|---|---|"]
     for name, r in result["runs"].items():
-        gain = (r["linear_top1"] - r["linear_top1_random_init"]
-                if r.get("linear_top1") is not None and r.get("linear_top1_random_init") is not None else None)
+        gain = r["linear_top1"] - r["linear_top1_random_init"]
         lines.append(f"| {name} | {r['linear_top1']:.1f} | {r['linear_top1_random_init']:.1f} | "
                      f"{gain:+.1f} | {r['effective_rank']:.2f} | {r['collapsed']} |")
     lines += ["", "Theory at the end of each run (`runs/<name>/analysis/`):", ""]

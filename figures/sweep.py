@@ -223,16 +223,12 @@ class RunOutcome:
 def _same_config(saved: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a saved config.json describes ``config`` (read back through realnet's loader, so
     keys added to realnet's config later take their defaults, as when realnet resumes)."""
-    from analysis.runs import config_without
-    from realnet.config import config_from_dict, config_to_dict
-    from realnet.train import RESULT_NEUTRAL_KEYS
+    from realnet.config import config_from_dict, result_changes
 
     try:
-        saved = config_to_dict(config_from_dict(saved))
+        return not result_changes(config_from_dict(saved), config_from_dict(config))
     except (ValueError, TypeError):
         return False
-    drop = tuple(RESULT_NEUTRAL_KEYS)
-    return _canonical(config_without(saved, drop)) == _canonical(config_without(config, drop))
 
 
 def run_state(folder: Path, config: dict[str, Any]) -> str:

@@ -60,7 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .config import load_config, shipped_configs
     from .data import DownloadError, MissingDatasetError
     from .evaluate import evaluate_run
-    from analysis.jsonio import ensure_writable
     from analysis.runs import FolderBusyError
 
     from .train import Interrupted, NonFiniteError, train
@@ -75,7 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "integer >= 1")
             cfg = load_config(args.config, args.overrides)
             out = args.out or str(Path("runs") / Path(args.config).name.removesuffix(".toml"))
-            ensure_writable(out)
             summary = train(cfg, out, quiet=True if args.quiet else None,
                             stop_after=args.stop_after)
             if summary is None:

@@ -64,6 +64,8 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "config_diff",
+    "result_changes",
+    "RESULT_NEUTRAL_KEYS",
     "all_keys",
     "shipped_configs",
     "resolve_config_path",
@@ -325,6 +327,17 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain-data form (JSON-ready; tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+#: Config keys that cannot change a run's result (where the data lives, whether it may be fetched):
+#: a resume with other values is accepted and config.json takes the new ones.
+RESULT_NEUTRAL_KEYS = ("data.root", "data.download")
+
+
+def result_changes(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """The keys of :func:`config_diff` that can change a run's result (all but
+    :data:`RESULT_NEUTRAL_KEYS`)."""
+    return [k for k in config_diff(a, b) if k not in RESULT_NEUTRAL_KEYS]
 
 
 def config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis import metrics
+from analysis.jsonio import ensure_writable
 from analysis.runs import CONFIG, EVAL, write_json_atomic
 
 from .augment import GPUAugment
@@ -274,8 +274,7 @@ def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, 
         raise ValueError(f"{str(folder)!r}: no config.json; not a run folder")
     if not (folder / CHECKPOINT).is_file():
         raise ValueError(f"{str(folder)!r}: no checkpoint ({CHECKPOINT}); nothing to evaluate yet")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{str(folder)!r}: not writable; eval.json cannot be written there")
+    ensure_writable(folder, "run folder")  # eval.json goes there
     try:
         cfg = config_from_dict(json.loads(cfg_path.read_text()))
     except (ValueError, UnicodeDecodeError) as e:

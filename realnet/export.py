@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.runs import CHECKPOINT, CONFIG, write_json_atomic
+from analysis.runs import CHECKPOINT, CONFIG, atomic_file, write_json_atomic
 
 from .checkpoint import load_checkpoint
 from .config import config_from_dict
@@ -47,10 +47,8 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None) -> dict[str
     if not trunk:
         raise ValueError(f"{str(run_dir / CHECKPOINT)!r}: holds no {BACKBONE_PREFIX}* weights")
     out = run_dir / "trunk.pt" if out is None else Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save(trunk, tmp)
-    tmp.replace(out)
+    with atomic_file(out) as tmp:
+        torch.save(trunk, tmp)
     meta = {"arch": cfg.model.arch, "stem": cfg.model.stem, "width": cfg.model.width,
             "in_channels": int(trunk["conv1.weight"].shape[1]),
             "feat_dim": int(trunk["layer4.1.bn2.weight"].shape[0]) if "layer4.1.bn2.weight" in trunk else None,

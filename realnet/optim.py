@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 import torch
 from torch.optim import Optimizer
 
-from .ranges import check_fields, fail, integer, knob, number, one_of
+from .ranges import allowed_of, check_fields, fail, integer, knob, number, one_of
 
 __all__ = ["OptimConfig", "LARS", "OPTIMIZERS", "LR_SCHEDULES", "build_optimizer", "lr_at"]
 
@@ -144,7 +144,7 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
     Warm-up ``(step + 1) / warmup_steps`` while ``step < warmup_steps``; then the schedule at
     progress ``(step - warmup) / (total_steps - warmup)`` in [0, 1].
     """
-    cfg.validate()
+    allowed_of(OptimConfig, "schedule").check("optim.schedule", cfg.schedule)  # per step: this key only
     _check(total_steps >= 1, "total_steps", "an integer >= 1", total_steps)
     _check(0 <= step <= total_steps, "step", f"an integer in [0, total_steps={total_steps}]", step)
     w = cfg.warmup_steps

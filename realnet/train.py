@@ -45,6 +45,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from analysis.jsonio import ensure_writable
 from analysis.process import StopSignals
 from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, JsonlLog,
                            folder_lock, read_json, write_json_atomic)
@@ -53,7 +54,7 @@ from . import spectra
 from .augment import GPUAugment
 from .checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_checkpoint, remove_stale_temporaries,
                          restore_rng_state, save_checkpoint)
-from .config import TrainConfig, config_diff, config_from_dict, config_to_dict
+from .config import TrainConfig, config_diff, config_from_dict, config_to_dict, result_changes
 from .data import DatasetSpec, RunData, load_run_data
 from .evaluate import evaluate_model, knn_monitor
 from .losses import LOSSES
@@ -67,7 +68,6 @@ from .runtime import Runtime, apply_thread_policy, resolve_runtime
 __all__ = [
     "NonFiniteError",
     "Interrupted",
-    "RESULT_NEUTRAL_KEYS",
     "BatchOrder",
     "param_groups",
     "TrainStep",
@@ -77,11 +77,6 @@ __all__ = [
 
 #: Offsets of the seeds of the loop's own generators (kept apart from the model seed).
 _AUG_SEED, _PROBE_SEED, _PROBE_PICK_SEED = 1, 2, 3
-
-
-#: Config keys that cannot change a run's result (where the data lives, whether it may be fetched):
-#: a resume with other values is accepted and config.json takes the new ones.
-RESULT_NEUTRAL_KEYS = ("data.root", "data.download")
 
 
 class Interrupted(Exception):
@@ -243,7 +238,7 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime) -> TrainS
 # ---------------------------------------------------------------------------------------------
 def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
     """Write config.json, or check that the one there is this config (a resume); keys of
-    :data:`RESULT_NEUTRAL_KEYS` may differ (config.json then takes the new values). Called only
+    :data:`realnet.config.RESULT_NEUTRAL_KEYS` may differ (config.json then takes the new values). Called only
     once training can start, so a start that fails before (data missing) claims nothing."""
     path = out / CONFIG
     if path.exists():
@@ -252,7 +247,7 @@ def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
         except ValueError as e:  # JSONDecodeError is a ValueError
             raise ValueError(f"{str(path)!r} is not a valid run config ({e}); delete the folder "
                              "to start the run again") from None
-        diff = [k for k in config_diff(old, cfg) if k not in RESULT_NEUTRAL_KEYS]
+        diff = result_changes(old, cfg)
         if diff:
             raise ValueError(f"--out {str(out)!r} holds a run with a different config (keys: "
                              f"{', '.join(diff)}); use a new --out folder, or the same config to "
@@ -554,9 +549,7 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
     way is completed and checkpointed first) and :class:`analysis.runs.FolderBusyError` when
     another process writes ``out`` (one writer per run folder, :func:`analysis.runs.folder_lock`)."""
     cfg.validate()
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file, not a folder")
+    out = ensure_writable(out)  # a file in the way or a read-only folder: refused before any work
     with folder_lock(out):
         return _train_locked(cfg, out, progress_mode(quiet), stop_after, on_step)
 
