@@ -107,12 +107,18 @@ _DEFAULTS: dict[str, AugmentConfig] = {
     "digits": AugmentConfig(crop_scale=(0.5, 1.0), flip_p=0.0, jitter=(0.4, 0.4, 0.0, 0.0), grayscale_p=0.0),
     # own photos: the STL-10 (SimCLR/BYOL) recipe, blur included
     "imagefolder": AugmentConfig(jitter=(0.8, 0.8, 0.8, 0.2), blur_p=1.0, blur_sigma=(0.1, 2.0)),
+    # a torch Dataset through the Python API: the CIFAR recipe (set augment.* for other data)
+    "torch": _CIFAR,
 }
 
 
-def default_augment(dataset: str) -> AugmentConfig:
-    """The paper's augmentation parameters for ``dataset`` (see the comment above ``_DEFAULTS``)."""
+def default_augment(dataset: str, channels: int | None = None) -> AugmentConfig:
+    """The paper's augmentation parameters for ``dataset`` (see the comment above ``_DEFAULTS``);
+    for the API's ``torch`` data with ``channels != 3``, the grey recipe (no saturation, hue or
+    grayscale)."""
     dataset_spec(dataset)  # ValueError naming data.dataset if unknown
+    if dataset == "torch" and channels is not None and channels != 3:
+        return _GRAY
     return _DEFAULTS[dataset]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Mapping
@@ -74,13 +75,20 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (it holds numpy/Python RNG states,
-    hence ``weights_only=False``: load only checkpoints you wrote)."""
+    """Read a checkpoint written by :func:`save_checkpoint` with ``torch.load(...,
+    weights_only=True)`` (tensors and plain Python values only; the RNG states are stored as
+    such). Checkpoints of earlier versions, which pickled numpy's state, are read with
+    ``weights_only=False`` after the safe load refuses them: load only checkpoints you wrote."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            if "Weights only load failed" not in str(e):
+                raise
+            state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on a damaged file
         raise CorruptCheckpointError(path, f"{type(e).__name__}: {e}") from None
     if not isinstance(state, dict):
@@ -96,11 +104,25 @@ class CorruptCheckpointError(ValueError):
                          "delete it to restart the run from step 0")
 
 
+def _numpy_state_plain(st: tuple) -> tuple:
+    """numpy's legacy state ``(name, uint32 keys, pos, has_gauss, cached)`` with the keys as an
+    int64 tensor, so that ``torch.load(weights_only=True)`` reads it."""
+    name, keys, pos, has_gauss, cached = st
+    return (str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+            float(cached))
+
+
+def _numpy_state_native(st: Any) -> tuple:
+    name, keys, pos, has_gauss, cached = st
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    return (name, keys.astype(np.uint32), pos, has_gauss, cached)
+
+
 def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
     """Snapshot of every random generator the run uses (see module docstring)."""
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state_plain(np.random.get_state()),
         "python": random.getstate(),
         "generators": {k: g.get_state() for k, g in (generators or {}).items()},
     }
@@ -114,7 +136,7 @@ def restore_rng_state(state: Mapping[str, Any],
     """Restore a :func:`capture_rng_state` snapshot. Every named generator in ``generators`` must
     be present in the snapshot (a ValueError names the missing one)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(_numpy_state_native(state["numpy"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

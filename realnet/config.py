@@ -109,12 +109,13 @@ class TrainConfig:
                  f"at least train.batch_size={self.train.batch_size} (or none)")
         return self
 
-    def augment_config(self) -> AugmentConfig:
-        """The dataset's default augmentation with this config's overrides applied (validated by
-        :class:`AugmentConfig` itself where it checks its values)."""
+    def augment_config(self, channels: int | None = None) -> AugmentConfig:
+        """The dataset's default augmentation (for the API's ``torch`` data, by its ``channels``)
+        with this config's overrides applied (validated by :class:`AugmentConfig` itself where it
+        checks its values)."""
         from .augment import default_augment
 
-        return dataclasses.replace(default_augment(self.data.dataset), **self.augment)
+        return dataclasses.replace(default_augment(self.data.dataset, channels), **self.augment)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +332,7 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 #: Config keys that cannot change a run's result (where the data lives, whether it may be fetched):
 #: a resume with other values is accepted and config.json takes the new ones.
-RESULT_NEUTRAL_KEYS = ("data.root", "data.download")
+RESULT_NEUTRAL_KEYS = ("data.root", "data.download", "data.stream", "data.workers")
 
 
 def result_changes(a: TrainConfig, b: TrainConfig) -> list[str]:

@@ -45,6 +45,7 @@ import torch
 
 if TYPE_CHECKING:  # the config imports this module
     from .config import TrainConfig
+    from .sources import ImagePool
 
 __all__ = [
     "DatasetSpec",
@@ -100,6 +101,9 @@ DATASETS: dict[str, DatasetSpec] = {
     # any torchvision ImageFolder tree (own data): stored at data.image_size (default 64) px, RGB,
     # ImageNet statistics; the number of classes is read from the folders (0 here)
     "imagefolder": DatasetSpec("imagefolder", 64, 3, 0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # a torch Dataset handed to the Python API (realnet.sources.TorchData): every fact is read
+    # from the data when the run starts
+    "torch": DatasetSpec("torch", 0, 0, 0, (), ()),
 }
 
 #: Image file endings an ImageFolder tree may hold (torchvision's IMG_EXTENSIONS).
@@ -384,10 +388,12 @@ _LOADERS: dict[str, Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray]]] 
 
 @dataclass
 class RunData:
-    """The images a run needs, uint8 on the device; labels int64 on the device."""
+    """The images a run needs: the SSL pool (:class:`realnet.sources.ImagePool`: on the device,
+    or streamed), the labelled splits as uint8 tensors (on the device, or on the host when
+    streamed) and their int64 labels on the device."""
 
     spec: DatasetSpec
-    ssl: torch.Tensor
+    ssl: "ImagePool"
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
@@ -395,16 +401,24 @@ class RunData:
 
 
 def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
-    """Load the SSL pool and the labelled train/test splits (first ``data.*_limit`` images)."""
+    """Load the SSL pool and the labelled train/test splits (first ``data.*_limit`` images). With
+    ``data.stream`` the images stay in host memory and batches are copied to the device."""
+    from .sources import HostPool, ResidentPool
+
     d = cfg.data
+    if d.dataset == "torch":
+        raise ValueError("data.dataset=torch is invalid here: allowed only with the Python API's "
+                         "own data (realnet.train.train(cfg, out, data=realnet.sources.TorchData(...)))")
+    where = torch.device("cpu") if d.stream else device
 
     def get(split: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = load_images(d.dataset, d.root, split, download=d.download, size=d.image_size)
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        return x.to(device), y.to(device)
+        return x.to(where), y.to(device)
 
-    ssl, _ = get("ssl", d.ssl_limit)
+    ssl_x, _ = get("ssl", d.ssl_limit)
+    ssl = HostPool(ssl_x, device) if d.stream else ResidentPool(ssl_x)
     if len(ssl) < cfg.train.batch_size:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the SSL pool "
                          f"({len(ssl)} images); allowed at most {len(ssl)}")
@@ -412,6 +426,6 @@ def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
     test_x, test_y = get("test", d.test_limit)
     spec = dataset_spec(d.dataset)
     if d.dataset == "imagefolder":  # stored size and classes come from the data
-        spec = dataclasses.replace(spec, image_size=int(ssl.shape[-1]),
+        spec = dataclasses.replace(spec, image_size=int(ssl_x.shape[-1]),
                                    num_classes=len(imagefolder_classes(d.root or DEFAULT_ROOT)))
     return RunData(spec, ssl, train_x, train_y, test_x, test_y)

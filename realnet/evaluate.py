@@ -31,7 +31,7 @@ from analysis.runs import CONFIG, EVAL, write_json_atomic
 from .augment import GPUAugment
 from .checkpoint import CHECKPOINT, load_checkpoint
 from .config import TrainConfig, config_from_dict
-from .data import RunData, load_run_data
+from .data import RunData
 from .model import SSLModel, build_ssl_model
 from .runtime import apply_thread_policy, resolve_runtime
 
@@ -231,10 +231,11 @@ def collapse_verdict(Z: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
 
 
 def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: TrainConfig,
-                   device: torch.device) -> dict[str, Any]:
+                   device: torch.device, *, backbone=None) -> dict[str, Any]:
     """Final evaluation: kNN, linear probe (final epoch) on frozen trunk features, the same probe
     on the randomly initialised trunk of the same seed and on the raw pixels, and the collapse
-    verdict on the test-set projector outputs."""
+    verdict on the test-set projector outputs. ``backbone``: the run's trunk factory (default: the
+    config's), which builds the random-init baseline."""
     out: dict[str, Any] = {}
     tr = _features(model.online.backbone, data.train_x, augment, cfg, device)
     te = _features(model.online.backbone, data.test_x, augment, cfg, device)
@@ -250,7 +251,7 @@ def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: Tra
         out["linear_train_top1"] = float(res.get("train_top1", float("nan")))
         if cfg.eval.random_init_baseline:
             with torch.random.fork_rng(devices=[]):
-                rand = build_ssl_model(cfg, data.spec).online.backbone.to(device)
+                rand = build_ssl_model(cfg, data.spec, backbone).online.backbone.to(device)
             r = _probe(_features(rand, data.train_x, augment, cfg, device),
                        _features(rand, data.test_x, augment, cfg, device), data, cfg, device)
             out["linear_top1_random_init"] = float(r["top1"])
@@ -265,9 +266,13 @@ def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: Tra
 # ---------------------------------------------------------------------------------------------
 # re-evaluation of a finished (or interrupted) run
 # ---------------------------------------------------------------------------------------------
-def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, Any]:
+def evaluate_run(folder: str | Path, *, device: str | None = None, data=None,
+                 backbone=None) -> dict[str, Any]:
     """Re-probe the last checkpoint of a run folder (``python -m realnet eval``); writes and
-    returns ``eval.json``."""
+    returns ``eval.json``. A run trained on the Python API's own ``data`` /
+    ``backbone`` (:func:`realnet.train.train`) needs them again here."""
+    from .own import OwnParts
+
     folder = Path(folder)
     cfg_path = folder / CONFIG
     if not cfg_path.is_file():
@@ -285,11 +290,13 @@ def evaluate_run(folder: str | Path, *, device: str | None = None) -> dict[str, 
     state = load_checkpoint(folder / CHECKPOINT)  # a damaged file is reported before any work
     rt = resolve_runtime(cfg)
     apply_thread_policy(cfg.train.threads, rt.device)
-    data = load_run_data(cfg, rt.device)
-    augment = GPUAugment(cfg.augment_config(), data.spec, out_size=cfg.data.image_size)
-    model = build_ssl_model(cfg, data.spec).to(rt.device)
+    own = OwnParts(data, backbone)
+    run_data = own.run_data(cfg, rt.device)
+    factory = own.backbone_factory(cfg, run_data.spec)
+    augment = GPUAugment(cfg.augment_config(run_data.spec.channels), run_data.spec, out_size=cfg.data.image_size)
+    model = build_ssl_model(cfg, run_data.spec, factory).to(rt.device)
     model.load_state_dict(state["model"])
-    res = evaluate_model(model, data, augment, cfg, rt.device)
+    res = evaluate_model(model, run_data, augment, cfg, rt.device, backbone=factory)
     res.update(step=state["step"], total_steps=state["total_steps"], complete=state["complete"])
     write_json_atomic(folder / EVAL, res)
     return res

@@ -5,12 +5,14 @@ tensors only, loadable with ``torch.load(..., weights_only=True)``) and, beside 
 with what a user needs to rebuild the module: ``arch``, ``stem``, ``width``, ``in_channels``,
 ``feat_dim``, the step and the run folder.
 
-The trunk uses torchvision's parameter names (:mod:`realnet.models`), so at ``width = 1`` the file
-loads into ``torchvision.models.resnet18`` (or 34) after the same stem changes the run used: for the
-``cifar`` and ``small`` stems, ``conv1`` becomes a 3x3 stride-1 convolution with ``in_channels``
-inputs and ``maxpool`` an ``nn.Identity`` (the ``small`` stem also runs ``layer4`` at stride 1,
-which changes no weight shape); the exported dict has no ``fc``, so load with ``strict=False`` and
-check that only ``fc.*`` is missing. :func:`torchvision_trunk` does exactly that.
+The trunk uses torchvision's parameter names, so the file loads into the torchvision model of
+``arch`` (realnet's own resnet18/34 at ``width = 1``, or any torchvision model the run trained)
+after the same stem changes the run used (:func:`realnet.backbones.adapt_resnet_stem`: for the
+``cifar`` and ``small`` stems ``conv1`` becomes a 3x3 stride-1 convolution with ``in_channels``
+inputs and ``maxpool`` an ``nn.Identity``; ``small`` also runs ``layer4`` at stride 1, which
+changes no weight shape) and with the classifier replaced by an identity
+(:func:`realnet.backbones.strip_classifier`); :func:`torchvision_trunk` does exactly that and
+loads the file strictly.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.runs import CHECKPOINT, CONFIG, atomic_file, write_json_atomic
+from analysis.runs import CHECKPOINT, CONFIG, RUN_INFO, atomic_file, read_json, write_json_atomic
 
 from .checkpoint import load_checkpoint
 from .config import config_from_dict
@@ -49,9 +51,14 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None) -> dict[str
     out = run_dir / "trunk.pt" if out is None else Path(out)
     with atomic_file(out) as tmp:
         torch.save(trunk, tmp)
+    info = read_json(run_dir / RUN_INFO)
+    channels = info.get("channels") if isinstance(info, dict) else None
+    if channels is None:  # run folders written before run.json named the channels
+        channels = int(trunk["conv1.weight"].shape[1]) if "conv1.weight" in trunk else None
+    proj = state["model"].get("online.projector.net.0.weight")
     meta = {"arch": cfg.model.arch, "stem": cfg.model.stem, "width": cfg.model.width,
-            "in_channels": int(trunk["conv1.weight"].shape[1]),
-            "feat_dim": int(trunk["layer4.1.bn2.weight"].shape[0]) if "layer4.1.bn2.weight" in trunk else None,
+            "in_channels": channels,
+            "feat_dim": int(proj.shape[1]) if proj is not None else None,
             "step": int(state["step"]), "complete": bool(state.get("complete", False)),
             "run": str(run_dir), "file": str(out)}
     write_json_atomic(out.with_suffix(".json"), meta)
@@ -59,27 +66,21 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None) -> dict[str
 
 
 def torchvision_trunk(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
-    """A ``torchvision.models.<arch>`` with the stem of ``meta`` and ``state`` loaded (``fc``
-    replaced by an identity, so it returns pooled features). Only width 1 has torchvision's
-    shapes."""
-    import torchvision
+    """The torchvision model ``meta["arch"]`` with the run's stem (:mod:`realnet.backbones`), its
+    classifier an identity (so it returns pooled features) and ``state`` loaded strictly. realnet's
+    own resnet18/34 load into torchvision's at width 1 only; a ``custom`` trunk has no torchvision
+    model (rebuild your own module and load the state dict into it)."""
+    from .backbones import CUSTOM_ARCH, torchvision_backbone
 
+    if meta["arch"] == CUSTOM_ARCH:
+        raise ValueError("arch='custom': the trunk came from the Python API; load the state dict "
+                         "into your own module")
     if meta["width"] != 1:
         raise ValueError(f"width={meta['width']!r}: torchvision's {meta['arch']} has width 1 only; "
                          "build the trunk with realnet.models.build_backbone instead")
-    model = getattr(torchvision.models, meta["arch"])(weights=None)
-    if meta["stem"] in ("cifar", "small"):
-        model.conv1 = nn.Conv2d(meta["in_channels"], 64, 3, 1, 1, bias=False)
-        model.maxpool = nn.Identity()
-    if meta["stem"] == "small":
-        stage = model.layer4[0]
-        stage.conv1.stride = (1, 1)
-        stage.downsample[0].stride = (1, 1)
-    elif meta["in_channels"] != 3:
-        model.conv1 = nn.Conv2d(meta["in_channels"], 64, 7, 2, 3, bias=False)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("fc.") for k in missing):
-        raise ValueError(f"trunk does not match torchvision's {meta['arch']}: missing "
-                         f"{[k for k in missing if not k.startswith('fc.')]}, unexpected {unexpected}")
-    model.fc = nn.Identity()
+    model, _ = torchvision_backbone(meta["arch"], stem=meta["stem"], in_channels=meta["in_channels"])
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"trunk does not match torchvision's {meta['arch']}: {e}") from None
     return model

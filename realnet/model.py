@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from .data import DatasetSpec
 from .losses import at_least_float32
-from .models import build_backbone, build_projector
+from .models import build_projector
 from .momentum import ema_update
 from .predictors import Predictor, build_predictor
+
+if TYPE_CHECKING:
+    from .backbones import BackboneFactory
 
 __all__ = ["Encoder", "SSLModel", "StepOutput", "ssl_loss", "build_ssl_model"]
 
@@ -100,20 +103,24 @@ def ssl_loss(model: SSLModel, x1: torch.Tensor, x2: torch.Tensor,
     return StepOutput(loss, z_online, z_target)
 
 
-def build_ssl_model(cfg, spec: DatasetSpec) -> SSLModel:
+def build_ssl_model(cfg, spec: DatasetSpec, backbone: "BackboneFactory | None" = None) -> SSLModel:
     """Build the model of a :class:`realnet.config.TrainConfig` for dataset ``spec``, seeding the
     global torch generator with ``cfg.seed`` first (so the same seed gives the same initial
-    networks, which the random-initialisation probe baseline relies on).
+    networks, which the random-initialisation probe baseline relies on). ``backbone``: the
+    factory of the trunk (:func:`realnet.backbones.backbone_factory`; default: the one
+    ``cfg.model`` names).
 
     BYOL: the target is a copy of the online encoder when ``method.target_init_copy`` (BYOL), else
     a separately initialised encoder of the same shape (the paper's public code)."""
+    from .backbones import backbone_factory
+
     torch.manual_seed(cfg.seed)
     m = cfg.model
+    make_trunk = backbone or backbone_factory(m, spec.channels, spec.image_size)
 
     def encoder() -> Encoder:
-        backbone, feat = build_backbone(arch=m.arch, stem=m.stem, width=m.width,
-                                        in_channels=spec.channels)
-        return Encoder(backbone, build_projector(feat, m.proj_hidden_dim, m.proj_dim))
+        trunk, feat = make_trunk()
+        return Encoder(trunk, build_projector(feat, m.proj_hidden_dim, m.proj_dim))
 
     online = encoder()
     predictor = build_predictor(cfg.predictor, m.proj_dim)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from .data import DATASETS
 from .losses import LOSSES
-from .models import ARCHS, STEMS
+from .backbones import all_archs
+from .models import ARCHS as OWN_ARCHS, STEMS
 from .optim import LR_SCHEDULES
 from .ranges import check_fields, fail, flag, integer, knob, number, one_of
 
@@ -27,7 +28,10 @@ EMA_SCHEDULES = tuple(LR_SCHEDULES)  # one schedule family for the lr and the EM
 class DataConfig:
     """Which images. ``ssl_limit/train_limit/test_limit`` keep the first N images of the SSL pool,
     the labelled train split (probe fit, kNN bank) and the test split (none = all).
-    ``image_size`` is the side of the augmented crops (none = the dataset's native size)."""
+    ``image_size`` is the side of the augmented crops (none = the dataset's native size).
+    ``stream``: the images stay in host memory (or, for the Python API's torch Dataset, are read
+    a batch at a time by ``workers`` loader processes) and each batch is copied to the device; the
+    run equals a resident one (:mod:`realnet.sources`)."""
 
     dataset: str = knob("cifar10", one_of(DATASETS))
     root: str | None = None
@@ -36,6 +40,8 @@ class DataConfig:
     train_limit: int | None = knob(None, integer(2, optional=True))
     test_limit: int | None = knob(None, integer(2, optional=True))
     image_size: int | None = knob(None, integer(8, 512, optional=True))
+    stream: bool = knob(False, flag())  # keep the images in host memory, copy each batch over
+    workers: int = knob(2, integer(0, 64))  # loader processes of a streamed torch Dataset
 
     def validate(self) -> None:
         check_fields(self, "data.")
@@ -45,7 +51,7 @@ class DataConfig:
 class ModelConfig:
     """Trunk and projector (THEORY.md section 4: ResNet-18, CIFAR stem, projector 512-512-128)."""
 
-    arch: str = knob("resnet18", one_of(ARCHS))
+    arch: str = knob("resnet18", one_of(all_archs))  # realnet's resnet18/34 or any torchvision model
     stem: str = knob("cifar", one_of(STEMS))
     width: float = knob(1.0, number(0.0, 8.0, lo_open=True))
     proj_hidden_dim: int = knob(512, integer(1))
@@ -53,6 +59,9 @@ class ModelConfig:
 
     def validate(self) -> None:
         check_fields(self, "model.")
+        if self.arch not in (*OWN_ARCHS, "custom") and self.width != 1:  # custom: the module is the trunk
+            fail("model.width", self.width, f"1 for model.arch={self.arch} (only realnet's own "
+                 f"{', '.join(sorted(OWN_ARCHS))} take a width multiplier)")
 
 
 @dataclass

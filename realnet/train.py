@@ -55,7 +55,10 @@ from .augment import GPUAugment
 from .checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_checkpoint, remove_stale_temporaries,
                          restore_rng_state, save_checkpoint)
 from .config import TrainConfig, config_diff, config_from_dict, config_to_dict, result_changes
-from .data import DatasetSpec, RunData, load_run_data
+from .backbones import BackboneFactory
+from .data import DatasetSpec, RunData
+from .own import OwnParts
+from .sources import TorchData
 from .evaluate import evaluate_model, knn_monitor
 from .losses import LOSSES
 from .model import SSLModel, build_ssl_model, ssl_loss
@@ -213,14 +216,15 @@ class TrainStep:
         return loss
 
 
-def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime) -> TrainStep:
+def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
+                     backbone: BackboneFactory | None = None) -> TrainStep:
     """The model (seeded by ``cfg.seed``, on ``rt.device``, channels_last when asked), its
     optimiser (:func:`param_groups`), the augmentation and the augmentation generator (seeded by
     ``cfg.seed``) of a run, assembled into its :class:`TrainStep`. ``torch.compile`` is not
     applied here: call ``step.model.compile_encoders()`` when ``rt.compile`` (the trainer does so
-    after restoring a checkpoint)."""
-    augment = GPUAugment(cfg.augment_config(), spec, out_size=cfg.data.image_size)
-    model = build_ssl_model(cfg, spec).to(rt.device)
+    after restoring a checkpoint). ``backbone``: the trunk's factory (default: ``cfg.model``'s)."""
+    augment = GPUAugment(cfg.augment_config(spec.channels), spec, out_size=cfg.data.image_size)
+    model = build_ssl_model(cfg, spec, backbone).to(rt.device)
     if rt.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(param_groups(model, cfg), cfg.optim)
@@ -270,6 +274,7 @@ class _Run:
     order: BatchOrder
     K: int
     step_fn: TrainStep
+    backbone: BackboneFactory
     probe_images: torch.Tensor
     t_start: float
     metrics_log: JsonlLog
@@ -321,25 +326,26 @@ class _Clock:
         return dt
 
 
-def _setup(cfg: TrainConfig, out: Path) -> _Run:
+def _setup(cfg: TrainConfig, out: Path, own: OwnParts) -> _Run:
     """Folder, data, schedule length and the step's components (nothing restored yet)."""
     rt = resolve_runtime(cfg)
     apply_thread_policy(cfg.train.threads, rt.device)
     t_start = time.perf_counter()
-    data = load_run_data(cfg, rt.device)
+    data = own.run_data(cfg, rt.device)
     order = BatchOrder(len(data.ssl), cfg.train.batch_size, cfg.seed)
     K = total_steps(cfg, order.steps_per_epoch)
     if cfg.optim.warmup_steps >= K:
         raise ValueError(f"optim.warmup_steps={cfg.optim.warmup_steps} is invalid: allowed "
                          f"[0, {K}) (the run has {K} steps)")
-    step_fn = build_train_step(cfg, data.spec, rt)
+    backbone = own.backbone_factory(cfg, data.spec)
+    step_fn = build_train_step(cfg, data.spec, rt, backbone)
     pick = torch.randperm(len(data.ssl), generator=torch.Generator().manual_seed(
         cfg.seed * 1000 + _PROBE_PICK_SEED))[:cfg.log.probe_size]
-    probe_images = data.ssl[pick.to(rt.device)]
+    probe_images = data.ssl.take(pick)
     _prepare_folder(cfg, out)  # training can start: claim the folder
     ckpt_path = out / CHECKPOINT
     remove_stale_temporaries(ckpt_path)
-    return _Run(cfg, out, rt, data, order, K, step_fn, probe_images, t_start,
+    return _Run(cfg, out, rt, data, order, K, step_fn, backbone, probe_images, t_start,
                 JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path)
 
 
@@ -426,7 +432,7 @@ def _one_step(run: _Run) -> tuple[float, float]:
     (returned); advances ``run.step``. A failure inside the step (e.g. an eigh on a NaN
     correlation) first reports a non-finite loss of this step, if there is one."""
     cfg, k = run.cfg, run.step
-    batch = run.order.batch(run.data.ssl, k)
+    batch = run.data.ssl.batch(run.order, k)
     lr_mult = lr_at(k, run.K, cfg.optim)
     mom = momentum_at(k, run.K, cfg.method.ema, cfg.method.ema_schedule)
     try:
@@ -512,7 +518,8 @@ def _finish(run: _Run, clock: _Clock) -> dict[str, Any]:
     """Final evaluation, the last metrics line and summary.json."""
     cfg, K, out = run.cfg, run.K, run.out
     summary_path = out / SUMMARY
-    result = evaluate_model(run.model, run.data, run.step_fn.augment, cfg, run.rt.device)
+    result = evaluate_model(run.model, run.data, run.step_fn.augment, cfg, run.rt.device,
+                            backbone=run.backbone)
     if run.last_spectra is None:  # finished before, evaluation interrupted: reuse the last line
         path = run.spectra_log.path
         lines = path.read_text().splitlines() if path.exists() else []
@@ -537,7 +544,9 @@ def _finish(run: _Run, clock: _Clock) -> dict[str, Any]:
 
 def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
           stop_after: int | None = None,
-          on_step: Callable[[int], None] | None = None) -> dict[str, Any] | None:
+          on_step: Callable[[int], None] | None = None,
+          data: TorchData | None = None,
+          backbone: torch.nn.Module | None = None) -> dict[str, Any] | None:
     """Run (or resume) the training described by ``cfg`` in folder ``out``.
 
     ``quiet``: no progress; None (default): a bar on a terminal, plain lines every 30 s when
@@ -547,16 +556,23 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
     complete and logged. Returns the summary dict, or None when stopped early. Raises
     :class:`NonFiniteError` on NaN/inf, :class:`Interrupted` after SIGINT/SIGTERM (the step under
     way is completed and checkpointed first) and :class:`analysis.runs.FolderBusyError` when
-    another process writes ``out`` (one writer per run folder, :func:`analysis.runs.folder_lock`)."""
+    another process writes ``out`` (one writer per run folder, :func:`analysis.runs.folder_lock`).
+
+    Own data and trunks (the Python API): ``data`` (:class:`realnet.sources.TorchData`) replaces
+    the config's dataset (``data.dataset`` becomes ``torch``), ``backbone`` (any ``nn.Module``
+    mapping ``(B, C, H, W)`` images to ``(B, d)`` features, in its initial state) replaces the
+    config's trunk (``model.arch`` becomes ``custom``); to resume such a run, pass them again."""
+    own = OwnParts(data, backbone)
+    cfg = own.mark(cfg)
     cfg.validate()
     out = ensure_writable(out)  # a file in the way or a read-only folder: refused before any work
     with folder_lock(out):
-        return _train_locked(cfg, out, progress_mode(quiet), stop_after, on_step)
+        return _train_locked(cfg, out, progress_mode(quiet), stop_after, on_step, own)
 
 
 def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | None,
-                  on_step: Callable[[int], None] | None) -> dict[str, Any] | None:
-    run = _setup(cfg, out)
+                  on_step: Callable[[int], None] | None, own: OwnParts) -> dict[str, Any] | None:
+    run = _setup(cfg, out, own)
     done = _resume(run)
     if done is not None:
         return done
@@ -585,6 +601,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "torch": torch.__version__,
         "total_steps": K, "steps_per_epoch": order.steps_per_epoch,
         "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
+        "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,
         "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
     }
     write_json_atomic(out / RUN_INFO, info)

@@ -40,7 +40,7 @@ def test_exported_trunk_equals_the_runs_trunk_in_torchvision(tmp_path, stem):
     tv = torchvision_trunk(meta, state).eval()
     cfg = config_from_dict(json.loads((out / "config.json").read_text()))
     model = build_ssl_model(cfg, dataset_spec(cfg.data.dataset))
-    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    ckpt = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     model.load_state_dict(ckpt["model"])
     own = model.online.backbone.eval()
     x = torch.randn(4, 1, 16, 16) if stem == "small" else torch.randn(4, 1, 64, 64)

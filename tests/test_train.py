@@ -34,7 +34,7 @@ def full_run(tmp_path_factory):
 
 
 def _weights(folder):
-    return torch.load(folder / CHECKPOINT, weights_only=False)["model"]
+    return torch.load(folder / CHECKPOINT, weights_only=True)["model"]
 
 
 def _numbers(path, drop=("images_per_s",)):
@@ -89,10 +89,10 @@ def test_killed_run_resumes_to_identical_numbers(full_run, tmp_path):
     cfg = load_config("digits", TINY)
     with pytest.raises(Killed):
         train(cfg, tmp_path, quiet=True, on_step=kill_at_5)
-    assert torch.load(tmp_path / CHECKPOINT, weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 3
     # a second, clean interruption by --stop-after (checkpoint written where it stops)
     assert train(load_config("digits", TINY), tmp_path, quiet=True, stop_after=2) is None
-    assert torch.load(tmp_path / CHECKPOINT, weights_only=False)["step"] == 5
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 5
     summary = train(load_config("digits", TINY), tmp_path, quiet=True)
 
     a, b = _weights(full_run), _weights(tmp_path)
@@ -120,13 +120,13 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
     built = []
     real_build = tr.build_ssl_model
-    monkeypatch.setattr(tr, "build_ssl_model", lambda cfg, spec: built.append(
-        real_build(cfg, spec)) or built[-1])
+    monkeypatch.setattr(tr, "build_ssl_model", lambda cfg, spec, backbone=None: built.append(
+        real_build(cfg, spec, backbone)) or built[-1])
     saved = {}
 
     def poison_after_step_4(step):
         if step == 3:  # the checkpoint of step 3 has just been written
-            saved.update(torch.load(tmp_path / CHECKPOINT, weights_only=False)["model"])
+            saved.update(torch.load(tmp_path / CHECKPOINT, weights_only=True)["model"])
         if step == 4:  # a NaN weight: the loss of step 5 is NaN, the checkpoint of 6 never comes
             with torch.no_grad():
                 next(built[0].online.parameters()).fill_(float("nan"))
@@ -134,7 +134,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     with pytest.raises(NonFiniteError) as err:
         train(load_config("digits", TINY), tmp_path, quiet=True, on_step=poison_after_step_4)
     assert err.value.step == 5 and "step 5" in str(err.value)
-    state = torch.load(tmp_path / CHECKPOINT, weights_only=False)
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert state["step"] == 3
     assert all(torch.equal(saved[k], state["model"][k]) for k in saved)
     assert not (tmp_path / "summary.json").exists()
