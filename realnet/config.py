@@ -330,9 +330,10 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-#: Config keys that cannot change a run's result (where the data lives, whether it may be fetched):
+#: Config keys that cannot change a run's result (where the data lives, whether it may be fetched,
+#: whether it is streamed, whether TensorBoard also logs):
 #: a resume with other values is accepted and config.json takes the new ones.
-RESULT_NEUTRAL_KEYS = ("data.root", "data.download", "data.stream", "data.workers")
+RESULT_NEUTRAL_KEYS = ("data.root", "data.download", "data.stream", "data.workers", "log.tensorboard")
 
 
 def result_changes(a: TrainConfig, b: TrainConfig) -> list[str]:

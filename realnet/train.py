@@ -59,6 +59,7 @@ from .backbones import BackboneFactory
 from .data import DatasetSpec, RunData
 from .own import OwnParts
 from .sources import TorchData
+from .tblog import TensorBoardLog, tensorboard_writer_class
 from .evaluate import evaluate_model, knn_monitor
 from .losses import LOSSES
 from .model import SSLModel, build_ssl_model, ssl_loss
@@ -286,6 +287,12 @@ class _Run:
     elapsed_before: float = 0.0
     train_time: float = 0.0
     last_spectra: dict[str, Any] | None = None
+    tb: TensorBoardLog | None = None
+
+    def log_metrics(self, line: dict[str, Any]) -> None:
+        self.metrics_log.write(line)
+        if self.tb is not None:
+            self.tb.metrics(line)
 
     @property
     def model(self) -> SSLModel:
@@ -411,7 +418,10 @@ def _snapshot(run: _Run) -> dict[str, Any]:
                             F=None if F is None else F.detach().double().cpu().numpy(),
                             Wp=None if Wp is None else Wp.detach().double().cpu().numpy(),
                             save_matrices=cfg.log.save_matrices)
-    return spectra.write_snapshot(run.out, snap)
+    line = spectra.write_snapshot(run.out, snap)
+    if run.tb is not None:
+        run.tb.spectra(snap, line)
+    return line
 
 
 def _flush(run: _Run) -> None:
@@ -475,7 +485,7 @@ def _after_step(run: _Run, clock: _Clock, bar, lr_mult: float, mom: float,
     if line:
         line = {"step": step, "epoch": step / run.order.steps_per_epoch,
                 "lr": lr_mult * cfg.optim.lr, "momentum": mom, **line}
-        run.metrics_log.write(line)
+        run.log_metrics(line)
         bar.set_postfix({key: (f"{v:.4g}" if isinstance(v, float) else v)
                          for key, v in line.items()
                          if key in ("loss", "knn_top1", "effective_rank", "images_per_s")},
@@ -536,8 +546,10 @@ def _finish(run: _Run, clock: _Clock) -> dict[str, Any]:
         "spectra": run.last_spectra,
         "device": str(run.rt.device),
     }
-    run.metrics_log.write({"step": K, "epoch": K / run.order.steps_per_epoch, "final": True,
-                           **{key: summary[key] for key in ("knn_top1", "effective_rank")}})
+    run.log_metrics({"step": K, "epoch": K / run.order.steps_per_epoch, "final": True,
+                     **{key: summary[key] for key in ("knn_top1", "effective_rank")}})
+    if run.tb is not None:
+        run.tb.summary(summary, K)
     write_json_atomic(summary_path, summary)
     return summary
 
@@ -565,6 +577,8 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
     own = OwnParts(data, backbone)
     cfg = own.mark(cfg)
     cfg.validate()
+    if cfg.log.tensorboard:
+        tensorboard_writer_class()  # the package is there, or a clear error before any work
     out = ensure_writable(out)  # a file in the way or a read-only folder: refused before any work
     with folder_lock(out):
         return _train_locked(cfg, out, progress_mode(quiet), stop_after, on_step, own)
@@ -576,16 +590,22 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
     done = _resume(run)
     if done is not None:
         return done
-    if run.step == 0 and cfg.log.spectra_every > 0:
-        run.last_spectra = _snapshot(run)
-    bar = make_progress(run.K, run.step, progress)
-    clock = _Clock(run.train_time)
+    if cfg.log.tensorboard:  # events after the checkpoint's step (all on a fresh start) are purged
+        run.tb = TensorBoardLog(out, purge_step=run.step + 1 if run.step > 0 else 0)
     try:
-        if not _loop(run, clock, bar, stop_after, on_step):
-            return None
+        if run.step == 0 and cfg.log.spectra_every > 0:
+            run.last_spectra = _snapshot(run)
+        bar = make_progress(run.K, run.step, progress)
+        clock = _Clock(run.train_time)
+        try:
+            if not _loop(run, clock, bar, stop_after, on_step):
+                return None
+        finally:
+            bar.close()
+        return _finish(run, clock)
     finally:
-        bar.close()
-    return _finish(run, clock)
+        if run.tb is not None:
+            run.tb.close()
 
 
 def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, order: BatchOrder,

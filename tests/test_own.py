@@ -216,3 +216,31 @@ def test_imagefolder_with_torchvision_resnet50_from_python_then_export(tmp_path)
     with torch.no_grad():
         torch.testing.assert_close(tv(x), model.online.backbone.eval()(x), rtol=1e-5, atol=1e-5)
 
+
+
+def test_tensorboard_logs_metrics_spectra_and_summary_and_a_resume_purges(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    over = FAST + ["log.tensorboard=true", "log.every=1"]
+    assert train(load_config("digits", over), tmp_path, quiet=True, stop_after=4) is None
+    # steps 4.. of a killed invocation would be logged again after the resume from step 3
+    summary = train(load_config("digits", over), tmp_path, quiet=True)
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    loss_steps = [e.step for e in acc.Scalars("train/loss")]
+    assert loss_steps == [1, 2, 3, 4, 5, 6]
+    metrics = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    by_step = {m["step"]: m["loss"] for m in metrics if "loss" in m}
+    assert [round(e.value, 5) for e in acc.Scalars("train/loss")] == \
+        [round(by_step[s], 5) for s in loss_steps]
+    assert [e.step for e in acc.Histograms("spectra/log10_F_eigvals")] == [0, 3, 6]
+    assert acc.Scalars("final/linear_top1")[0].value == pytest.approx(summary["linear_top1"])
+
+
+def test_tensorboard_without_the_package_is_refused_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    with pytest.raises(ValueError, match=r"log.tensorboard=true is invalid here: .*pip install"):
+        train(load_config("digits", FAST + ["log.tensorboard=true"]), tmp_path / "r", quiet=True)
+    assert not (tmp_path / "r" / "config.json").exists()
