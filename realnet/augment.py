@@ -392,8 +392,18 @@ class GPUAugment:
         self._check_generator(x, generator)
         return self.apply(x, self.sample(x.shape[0], x.shape[2], x.shape[3], generator))
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self._standardise(self.augment_unit(x, generator))
+    def __call__(self, x: torch.Tensor, generator: torch.Generator, *,
+                 of: tuple[int, int] | None = None) -> torch.Tensor:
+        """Augmented, normalised views of ``x``. ``of=(start, total)``: ``x`` holds rows
+        ``start .. start + len(x)`` of a batch of ``total`` images; the parameters are drawn for
+        all ``total`` rows (the draws of one process holding the whole batch) and those of ``x``'s
+        rows applied (data-parallel training, :mod:`realnet.distributed`)."""
+        if of is None:
+            return self._standardise(self.augment_unit(x, generator))
+        self._check_generator(x, generator)
+        start, total = of
+        p = self.sample(total, x.shape[2], x.shape[3], generator)
+        return self._standardise(self.apply(x, p.slice(start, start + x.shape[0])))
 
     def normalise(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """Eval path: ``x / 255`` resized to ``out_size`` if needed (bilinear, antialiased),

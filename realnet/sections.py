@@ -96,7 +96,8 @@ class LoopConfig:
     ``steps``. ``bf16``/``channels_last``: none = auto (on for CUDA and for CPUs with native
     bf16, :mod:`realnet.runtime`). ``compile``: ``torch.compile`` the encoders on CUDA (opt-in;
     always off on CPU). ``threads``: CPU intra-op threads (none = ``OMP_NUM_THREADS`` if set,
-    else 1)."""
+    else 1). ``sync_bn``: under ``torchrun``, BatchNorm statistics over the global batch instead
+    of each process's share (:mod:`realnet.distributed`; no effect in one process)."""
 
     epochs: float | None = knob(100.0, number(0.0, 1e6, lo_open=True, optional=True))
     steps: int | None = knob(None, integer(1, optional=True))
@@ -105,6 +106,7 @@ class LoopConfig:
     channels_last: bool | None = knob(None, flag(optional=True))
     compile: bool = knob(False, flag())
     threads: int | None = knob(None, integer(1, optional=True))
+    sync_bn: bool = knob(False, flag())  # under torchrun: BatchNorm over the global batch
 
     def validate(self) -> None:
         if (self.epochs is None) == (self.steps is None):

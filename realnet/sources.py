@@ -48,8 +48,9 @@ class ImagePool(Protocol):
     def take(self, indices: torch.Tensor) -> torch.Tensor:
         """uint8 images ``indices`` (any order) on the device."""
 
-    def batch(self, order: "BatchOrder", step: int) -> torch.Tensor:
-        """The uint8 batch of optimiser step ``step`` on the device."""
+    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """The uint8 batch of optimiser step ``step`` on the device (its ``rows`` only, when
+        given: one rank's share, :mod:`realnet.distributed`)."""
 
 
 class ResidentPool:
@@ -64,8 +65,8 @@ class ResidentPool:
     def take(self, indices: torch.Tensor) -> torch.Tensor:
         return self.images[indices.to(self.images.device, non_blocking=True)]
 
-    def batch(self, order: "BatchOrder", step: int) -> torch.Tensor:
-        return self.take(order.indices(step))
+    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        return self.take(_rows(order.indices(step), rows))
 
 
 class HostPool:
@@ -85,8 +86,8 @@ class HostPool:
             x = x.pin_memory()
         return x.to(self.device, non_blocking=True)
 
-    def batch(self, order: "BatchOrder", step: int) -> torch.Tensor:
-        return self.take(order.indices(step))
+    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        return self.take(_rows(order.indices(step), rows))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,18 +186,24 @@ def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
     return (tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist()))
 
 
-class _StepBatches:
-    """The batch sampler of steps ``start .. stop - 1`` of a :class:`realnet.train.BatchOrder`."""
+def _rows(indices: torch.Tensor, rows: tuple[int, int] | None) -> torch.Tensor:
+    return indices if rows is None else indices[rows[0]:rows[1]]
 
-    def __init__(self, order: "BatchOrder", start: int, stop: int) -> None:
-        self.order, self.start, self.stop = order, start, stop
+
+class _StepBatches:
+    """The batch sampler of steps ``start .. stop - 1`` of a :class:`realnet.train.BatchOrder`
+    (each batch's ``rows`` only, when given)."""
+
+    def __init__(self, order: "BatchOrder", start: int, stop: int,
+                 rows: tuple[int, int] | None = None) -> None:
+        self.order, self.start, self.stop, self.rows = order, start, stop, rows
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
     def __iter__(self) -> Iterator[list[int]]:
         for k in range(self.start, self.stop):
-            yield self.order.indices(k).tolist()
+            yield _rows(self.order.indices(k), self.rows).tolist()
 
 
 class DatasetPool:
@@ -216,11 +223,11 @@ class DatasetPool:
     def take(self, indices: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.ds[int(i)][0] for i in indices.tolist()]).to(self.device)
 
-    def batch(self, order: "BatchOrder", step: int) -> torch.Tensor:
+    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
         if self._it is None or step != self._next_step:  # first batch, or a jump (resume)
             stop = self.total_steps if self.total_steps is not None else step + 10 ** 9
             self._it = iter(_loader(self.ds, workers=self.workers,
-                                    batch_sampler=_StepBatches(order, step, stop)))
+                                    batch_sampler=_StepBatches(order, step, stop, rows)))
         x, _ = next(self._it)
         self._next_step = step + 1
         return x.to(self.device, non_blocking=True)

@@ -33,10 +33,12 @@ Run folder::
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
-import sys
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,8 @@ from .backbones import BackboneFactory
 from .data import DatasetSpec, RunData
 from .own import OwnParts
 from .sources import TorchData
+from .distributed import (LossModule, Shard, any_rank, convert_global_bn, gather_batch, init_shard,
+                          mean_over_ranks, shard_from_env)
 from .tblog import TensorBoardLog, tensorboard_writer_class
 from .evaluate import evaluate_model, knn_monitor
 from .losses import LOSSES
@@ -180,10 +184,16 @@ class TrainStep:
     runtime: Runtime
     stop_grad: bool = True
     symmetric: bool = True
+    shard: Shard | None = None  # data-parallel: this rank (realnet.distributed)
+    ddp: torch.nn.Module | None = None  # data-parallel: DDP over the LossModule of ``model``
 
     def views(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views of ``batch`` (channels_last when the runtime asks for it)."""
-        x1, x2 = self.augment(batch, self.generator), self.augment(batch, self.generator)
+        """The two augmented views of ``batch`` (channels_last when the runtime asks for it);
+        data-parallel, ``batch`` is this rank's share and the views are its rows of the global
+        batch's views."""
+        of = None if self.shard is None else (self.shard.rows(len(batch) * self.shard.world)[0],
+                                              len(batch) * self.shard.world)
+        x1, x2 = self.augment(batch, self.generator, of=of), self.augment(batch, self.generator, of=of)
         if self.runtime.channels_last:
             x1 = x1.contiguous(memory_format=torch.channels_last)
             x2 = x2.contiguous(memory_format=torch.channels_last)
@@ -201,14 +211,20 @@ class TrainStep:
         (:mod:`realnet.tools.baseline`) feeds it views from a DataLoader."""
         model, optimizer, rt = self.model, self.optimizer, self.runtime
         with torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16, enabled=rt.bf16):
-            out = ssl_loss(model, x1, x2, self.loss_fn, stop_grad=self.stop_grad,
-                           symmetric=self.symmetric)
-        loss = out.loss.detach()
+            if self.ddp is None:
+                out = ssl_loss(model, x1, x2, self.loss_fn, stop_grad=self.stop_grad,
+                               symmetric=self.symmetric)
+                full, z_online, z_target = out.loss, out.z_online, out.z_target
+            else:
+                full, z_online, z_target = self.ddp(x1, x2)
+        loss = full.detach() if self.shard is None else mean_over_ranks(full)
         if losses is not None:
             losses.append(loss)
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        model.predictor.observe(out.z_online, out.z_target)
+        full.backward()  # data-parallel: DDP averages the gradients over the ranks here
+        if self.shard is not None:  # the predictor observes the global batch
+            z_online, z_target = gather_batch(z_online), gather_batch(z_target)
+        model.predictor.observe(z_online, z_target)
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * lr_mult
         optimizer.step()
@@ -218,7 +234,7 @@ class TrainStep:
 
 
 def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
-                     backbone: BackboneFactory | None = None) -> TrainStep:
+                     backbone: BackboneFactory | None = None, shard: Shard | None = None) -> TrainStep:
     """The model (seeded by ``cfg.seed``, on ``rt.device``, channels_last when asked), its
     optimiser (:func:`param_groups`), the augmentation and the augmentation generator (seeded by
     ``cfg.seed``) of a run, assembled into its :class:`TrainStep`. ``torch.compile`` is not
@@ -226,13 +242,25 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
     after restoring a checkpoint). ``backbone``: the trunk's factory (default: ``cfg.model``'s)."""
     augment = GPUAugment(cfg.augment_config(spec.channels), spec, out_size=cfg.data.image_size)
     model = build_ssl_model(cfg, spec, backbone).to(rt.device)
+    if shard is not None and cfg.train.sync_bn:
+        convert_global_bn(model)
     if rt.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(param_groups(model, cfg), cfg.optim)
     generator = torch.Generator(device=rt.device)
     generator.manual_seed(cfg.seed * 1000 + _AUG_SEED)
-    return TrainStep(model, optimizer, augment, generator, LOSSES[cfg.method.loss], rt,
-                     stop_grad=cfg.method.stop_grad, symmetric=cfg.method.symmetric)
+    loss_fn = LOSSES[cfg.method.loss]
+    ddp = None
+    if shard is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(
+            LossModule(model, loss_fn, stop_grad=cfg.method.stop_grad, symmetric=cfg.method.symmetric),
+            device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
+            broadcast_buffers=not cfg.train.sync_bn)
+    return TrainStep(model, optimizer, augment, generator, loss_fn, rt,
+                     stop_grad=cfg.method.stop_grad, symmetric=cfg.method.symmetric,
+                     shard=shard, ddp=ddp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +316,12 @@ class _Run:
     train_time: float = 0.0
     last_spectra: dict[str, Any] | None = None
     tb: TensorBoardLog | None = None
+    shard: Shard | None = None
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run folder (rank 0, or the only process)."""
+        return self.shard is None or self.shard.main
 
     def log_metrics(self, line: dict[str, Any]) -> None:
         self.metrics_log.write(line)
@@ -333,9 +367,14 @@ class _Clock:
         return dt
 
 
-def _setup(cfg: TrainConfig, out: Path, own: OwnParts) -> _Run:
+def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None) -> _Run:
     """Folder, data, schedule length and the step's components (nothing restored yet)."""
     rt = resolve_runtime(cfg)
+    if shard is not None:  # one device per rank; DDP and torch.compile are not combined here
+        if rt.device.type == "cuda":
+            rt = dataclasses.replace(rt, device=torch.device("cuda", shard.local_rank), compile=False)
+            torch.cuda.set_device(rt.device)
+        init_shard(shard, rt.device)
     apply_thread_policy(cfg.train.threads, rt.device)
     t_start = time.perf_counter()
     data = own.run_data(cfg, rt.device)
@@ -345,15 +384,16 @@ def _setup(cfg: TrainConfig, out: Path, own: OwnParts) -> _Run:
         raise ValueError(f"optim.warmup_steps={cfg.optim.warmup_steps} is invalid: allowed "
                          f"[0, {K}) (the run has {K} steps)")
     backbone = own.backbone_factory(cfg, data.spec)
-    step_fn = build_train_step(cfg, data.spec, rt, backbone)
+    step_fn = build_train_step(cfg, data.spec, rt, backbone, shard)
     pick = torch.randperm(len(data.ssl), generator=torch.Generator().manual_seed(
         cfg.seed * 1000 + _PROBE_PICK_SEED))[:cfg.log.probe_size]
     probe_images = data.ssl.take(pick)
-    _prepare_folder(cfg, out)  # training can start: claim the folder
     ckpt_path = out / CHECKPOINT
-    remove_stale_temporaries(ckpt_path)
+    if shard is None or shard.main:
+        _prepare_folder(cfg, out)  # training can start: claim the folder
+        remove_stale_temporaries(ckpt_path)
     return _Run(cfg, out, rt, data, order, K, step_fn, backbone, probe_images, t_start,
-                JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path)
+                JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path, shard=shard)
 
 
 def _resume(run: _Run) -> dict[str, Any] | None:
@@ -382,11 +422,12 @@ def _resume(run: _Run) -> dict[str, Any] | None:
             summary = read_json(run.out / SUMMARY)
             if isinstance(summary, dict):
                 return summary  # else (missing or corrupt): the final evaluation runs again
-    run.metrics_log.truncate_after(run.step if has_ckpt else -1)
-    run.spectra_log.truncate_after(run.step if has_ckpt else -1)
-    _write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
-                    run.step_fn.augment.cfg)
-    if run.rt.compile:
+    if run.main:
+        run.metrics_log.truncate_after(run.step if has_ckpt else -1)
+        run.spectra_log.truncate_after(run.step if has_ckpt else -1)
+        _write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
+                        run.step_fn.augment.cfg, run.shard)
+    if run.rt.compile and run.shard is None:
         run.model.compile_encoders()
     return None
 
@@ -442,7 +483,8 @@ def _one_step(run: _Run) -> tuple[float, float]:
     (returned); advances ``run.step``. A failure inside the step (e.g. an eigh on a NaN
     correlation) first reports a non-finite loss of this step, if there is one."""
     cfg, k = run.cfg, run.step
-    batch = run.data.ssl.batch(run.order, k)
+    rows = None if run.shard is None else run.shard.rows(cfg.train.batch_size)
+    batch = run.data.ssl.batch(run.order, k, rows)
     lr_mult = lr_at(k, run.K, cfg.optim)
     mom = momentum_at(k, run.K, cfg.method.ema, cfg.method.ema_schedule)
     try:
@@ -467,7 +509,9 @@ def _after_step(run: _Run, clock: _Clock, bar, lr_mult: float, mom: float,
         or step == K or stopping
     line: dict[str, Any] = {}
     if log_now or knn_now or spectra_now or ckpt_now:
-        _flush(run)
+        _flush(run)  # every rank: the logged losses are the same all-reduced values
+    if not run.main:
+        return
     if log_now:
         if run.rt.device.type == "cuda":
             torch.cuda.synchronize(run.rt.device)
@@ -510,12 +554,16 @@ def _loop(run: _Run, clock: _Clock, bar, stop_after: int | None,
                 # a numerical failure (eigh/solve on a non-finite F, overflow) is a divergence
                 raise NonFiniteError(run.step + 1, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
             invocation_steps += 1
-            stopping = (stop_after is not None and invocation_steps >= stop_after) or signals.signum is not None
+            signalled = signals.signum is not None
+            if run.shard is not None:  # every rank stops after the same step
+                signalled = (run.step % run.cfg.log.every == 0 or run.step == run.K) and \
+                    any_rank(signalled, run.rt.device)
+            stopping = (stop_after is not None and invocation_steps >= stop_after) or signalled
             _after_step(run, clock, bar, lr_mult, mom, stopping)
             if on_step is not None:
                 on_step(run.step)
-            if signals.signum is not None:
-                raise Interrupted(run.step, signals.signum)
+            if signalled:
+                raise Interrupted(run.step, signals.signum or signal.SIGTERM)
             if stopping and run.step < run.K:
                 return False
     if run.rt.device.type == "cuda":
@@ -579,21 +627,28 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
     cfg.validate()
     if cfg.log.tensorboard:
         tensorboard_writer_class()  # the package is there, or a clear error before any work
+    shard = shard_from_env()  # under torchrun: data-parallel (realnet.distributed)
+    if shard is not None and cfg.train.batch_size % shard.world:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is invalid: allowed a multiple "
+                         f"of the {shard.world} processes (it is the global batch)")
     out = ensure_writable(out)  # a file in the way or a read-only folder: refused before any work
-    with folder_lock(out):
-        return _train_locked(cfg, out, progress_mode(quiet), stop_after, on_step, own)
+    main = shard is None or shard.main
+    with folder_lock(out) if main else contextlib.nullcontext():  # rank 0 writes the folder
+        return _train_locked(cfg, out, progress_mode(quiet) if main else "off", stop_after,
+                             on_step, own, shard)
 
 
 def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | None,
-                  on_step: Callable[[int], None] | None, own: OwnParts) -> dict[str, Any] | None:
-    run = _setup(cfg, out, own)
+                  on_step: Callable[[int], None] | None, own: OwnParts,
+                  shard: Shard | None = None) -> dict[str, Any] | None:
+    run = _setup(cfg, out, own, shard)
     done = _resume(run)
     if done is not None:
-        return done
-    if cfg.log.tensorboard:  # events after the checkpoint's step (all on a fresh start) are purged
+        return done if run.main else None
+    if cfg.log.tensorboard and run.main:  # events after the checkpoint's step (all on a fresh start) are purged
         run.tb = TensorBoardLog(out, purge_step=run.step + 1 if run.step > 0 else 0)
     try:
-        if run.step == 0 and cfg.log.spectra_every > 0:
+        if run.step == 0 and cfg.log.spectra_every > 0 and run.main:
             run.last_spectra = _snapshot(run)
         bar = make_progress(run.K, run.step, progress)
         clock = _Clock(run.train_time)
@@ -602,16 +657,14 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
                 return None
         finally:
             bar.close()
-        return _finish(run, clock)
+        return _finish(run, clock) if run.main else None  # rank 0 evaluates alone
     finally:
         if run.tb is not None:
             run.tb.close()
 
 
 def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, order: BatchOrder,
-                    K: int, aug_cfg: Any) -> None:
-    import dataclasses
-
+                    K: int, aug_cfg: Any, shard: Shard | None = None) -> None:
     info = {
         "device": str(rt.device),
         "device_name": (torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda"
@@ -622,6 +675,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "total_steps": K, "steps_per_epoch": order.steps_per_epoch,
         "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
         "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,
+        "processes": 1 if shard is None else shard.world, "sync_bn": bool(shard and cfg.train.sync_bn),
         "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
     }
     write_json_atomic(out / RUN_INFO, info)
