@@ -52,6 +52,7 @@ failure is recorded and retried by the next invocation. ``DIR/sweep.json`` is th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -69,6 +70,7 @@ from analysis.process import StopSignals
 from analysis.runs import (CONFIG, SUMMARY, SWEEP_STATUS, FolderBusyError, folder_lock, read_json, run_status,
                            write_json_atomic)
 
+from .launchers import realnet_command, write_slurm_scripts
 from .sweep_file import Setting, SweepSpec, TableSpec, load_sweep, override_strings, sweep_from_dict
 
 __all__ = [
@@ -244,12 +246,6 @@ def run_state(folder: Path, config: dict[str, Any]) -> str:
     return "new" if status == "missing" else status
 
 
-def realnet_command(base: str, folder: Path, overrides: Sequence[str]) -> list[str]:
-    """The ``python -m realnet train`` command line of one run."""
-    return [sys.executable, "-m", "realnet", "train", "--config", base, "--out", str(folder),
-            "--quiet", *overrides]
-
-
 def _child_env(jobs: int) -> dict[str, str]:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])  # the project root, importable as is
@@ -345,7 +341,8 @@ def _describe(run: PlannedRun, outcome: RunOutcome, folder: Path) -> str:
 def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool = False,
               retry_failed: bool = False, launcher: Launcher = launch_subprocess,
               quiet: bool = False, aggregate: bool = True,
-              tables: Sequence[str] | None = None) -> dict[str, str]:
+              tables: Sequence[str] | None = None, nproc: int = 1,
+              slurm: Sequence[str] | None = None) -> dict[str, str]:
     """Plan, launch what is not finished, and aggregate. Returns {run folder: final state}.
 
     ``tables``: launch only the runs that these tables use (a sweep run in parts; the manifest
@@ -353,9 +350,14 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
 
     ``launcher(cmd, folder, env)`` runs one command (replaceable for tests). A failing run is
     recorded (``sweep_status.json``) and the sweep goes on. ``dry_run`` prints the plan and
-    touches nothing."""
+    touches nothing.
+
+    ``nproc > 1``: every run under ``torchrun`` with that many processes (data-parallel).
+    ``slurm`` (a list of ``#SBATCH`` options, possibly empty): write one batch script per run to
+    launch and ``submit_all.sh`` (:mod:`figures.launchers`) instead of running anything."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} is invalid: allowed an integer >= 1")
+    realnet_command(spec.base, Path("."), (), nproc=nproc)  # nproc checked before any work
     out = Path(out)
     plan = plan_runs(spec)
     n_cells = sum(len(t.settings) for t in spec.tables) * len(spec.seeds)
@@ -382,9 +384,17 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     if conflicts:  # nothing is launched and no table is rewritten from a mix of configs
         raise ValueError(f"{str(out)!r} holds runs of another config than the sweep file's: "
                          f"{', '.join(conflicts)}; use a new --out (or restore the sweep file)")
+    if slurm is not None:
+        write_manifest(out, spec, plan)
+        paths = write_slurm_scripts(
+            out, spec.name, [(r.folder, realnet_command(spec.base, out / r.folder, r.overrides, nproc=nproc))
+                             for r in todo], root=Path(__file__).resolve().parents[1], options=slurm)
+        say(f"{len(todo)} batch script(s) and {paths[-1]}: submit with `bash {paths[-1]}`; "
+            "afterwards the same sweep command (or python -m figures.tables) writes the tables")
+        return states
     # SIGINT/SIGTERM: passed on to the running children, and no further run starts
     with folder_lock(out, "sweep folder"), StopSignals(_forward_to_children) as signals:
-        return _launch(spec, out, plan, todo, states, jobs, launcher, say, aggregate, signals)
+        return _launch(spec, out, plan, todo, states, jobs, launcher, say, aggregate, signals, nproc)
 
 
 def _forward_to_children(signum: int) -> None:
@@ -397,7 +407,7 @@ def _forward_to_children(signum: int) -> None:
 
 def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[PlannedRun],
             states: dict[str, str], jobs: int, launcher: Launcher, say: Callable[..., None],
-            aggregate: bool, signals: StopSignals) -> dict[str, str]:
+            aggregate: bool, signals: StopSignals, nproc: int = 1) -> dict[str, str]:
     write_manifest(out, spec, plan)
     env = _child_env(jobs)
     t0 = time.perf_counter()
@@ -405,7 +415,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
 
     def one(run: PlannedRun) -> tuple[PlannedRun, RunOutcome]:
         folder = out / run.folder
-        cmd = realnet_command(spec.base, folder, run.overrides)
+        cmd = realnet_command(spec.base, folder, run.overrides, nproc=nproc)
         if signals.signum is not None:  # stopping: start nothing new
             return run, RunOutcome("skipped", None, 0.0, "the sweep was stopped by a signal")
         try:
@@ -460,14 +470,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--tables", default=None, metavar="NAME[,NAME]",
                    help="launch only the runs of these tables (the others stay as they are)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override for every run (repeatable), after the sweep file's own")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="run each run under torchrun with this many processes (data-parallel)")
+    p.add_argument("--slurm", action="store_true",
+                   help="write a SLURM batch script per unfinished run and slurm/submit_all.sh "
+                        "instead of running them")
+    p.add_argument("--slurm-option", action="append", default=[], metavar="OPTION",
+                   help="an #SBATCH option for the scripts, e.g. --gres=gpu:1 (repeatable)")
     args = p.parse_args(argv)
     from realnet.train import Interrupted
 
     try:
         spec = load_sweep(args.sweep)
+        for item in args.set:
+            if "=" not in item or item.split("=", 1)[0].strip() in ("", "seed"):
+                raise ValueError(f"--set {item!r} is invalid: allowed KEY=VALUE with a realnet "
+                                 "config key other than seed (the sweep sets the seeds)")
+        spec = dataclasses.replace(spec, overrides=spec.overrides + tuple(args.set))
         states = run_sweep(spec, args.out, jobs=args.jobs, dry_run=args.dry_run,
                            retry_failed=args.retry_failed, quiet=args.quiet,
-                           tables=None if args.tables is None else args.tables.split(","))
+                           tables=None if args.tables is None else args.tables.split(","),
+                           nproc=args.nproc, slurm=args.slurm_option if args.slurm else None)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -450,3 +450,58 @@ def test_paper_ordering_with_one_seed_is_not_judged():
            "linear_top1_n": 1, "row": 1, "col": None}
     two = dict(one, setting="b", paper=70.0, linear_top1_mean=60.0, linear_top1_se=0.1, linear_top1_n=3)
     assert tb.paper_orderings([one, two], two_d=False)[0]["verdict"] == "too few seeds"
+
+
+# ---------------------------------------------------------------------------------------------
+# launchers: torchrun per run, SLURM scripts, command-line overrides
+# ---------------------------------------------------------------------------------------------
+def test_nproc_runs_every_run_under_torchrun(tmp_path):
+    fake = FakeLauncher()
+    commands = []
+    sw.run_sweep(_spec(), tmp_path, quiet=True, nproc=2,
+                 launcher=lambda cmd, folder, env: commands.append(cmd) or fake(cmd, folder, env))
+    assert len(commands) == 4
+    for cmd in commands:
+        assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+        assert cmd[6:8] == ["realnet", "train"]
+    with pytest.raises(ValueError, match=r"--nproc=0 is invalid"):
+        sw.run_sweep(_spec(), tmp_path / "x", quiet=True, nproc=0, launcher=fake)
+
+
+def test_slurm_writes_one_script_per_unfinished_run_and_runs_nothing(tmp_path):
+    import subprocess
+
+    fake = FakeLauncher()
+    spec = _spec()
+    sw.run_sweep(spec, tmp_path, quiet=True, launcher=fake, tables=["freq"])  # all 4 finish
+    (tmp_path / "freq=2" / "seed1" / "summary.json").unlink()  # one run left to do
+    states = sw.run_sweep(spec, tmp_path, quiet=True, launcher=fake, nproc=2,
+                          slurm=["--gres=gpu:2", "--time=01:00:00"])
+    assert states["freq=2/seed1"] != "done" and len(fake.launched) == 4  # nothing ran
+    scripts = sorted((tmp_path / "slurm").glob("*.sbatch"))
+    assert [p.name for p in scripts] == ["freq=2__seed1.sbatch"]
+    text = scripts[0].read_text()
+    assert "#SBATCH --gres=gpu:2" in text and "#SBATCH --time=01:00:00" in text
+    assert "--nproc_per_node=2" in text and "predictor.freq=2" in text and "seed=1" in text
+    assert f"--output={(tmp_path / 'freq=2' / 'seed1').resolve()}/slurm-%j.out" in text
+    submit = (tmp_path / "slurm" / "submit_all.sh").read_text()
+    assert "sbatch freq=2__seed1.sbatch" in submit
+    for p in (*scripts, tmp_path / "slurm" / "submit_all.sh"):  # valid bash
+        assert subprocess.run(["bash", "-n", str(p)]).returncode == 0
+    with pytest.raises(ValueError, match="--slurm-option 'gres=gpu:1' is invalid"):
+        sw.run_sweep(spec, tmp_path, quiet=True, launcher=fake, slurm=["gres=gpu:1"])
+
+
+def test_set_overrides_every_run_and_is_checked(tmp_path, capsys):
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text('name = "t"\nbase = "digits"\nseeds = [0]\n[overrides]\n"train.steps" = 4\n'
+                          '[[tables]]\nname = "freq"\nrows = "predictor.freq"\n'
+                          '[tables.grid]\n"predictor.freq" = [1, 2]\n')
+    assert sw.main([str(sweep_file), "--out", str(tmp_path / "o"), "--dry-run",
+                    "--set", "train.steps=7"]) == 0
+    assert "train.steps=7" in capsys.readouterr().out
+    assert sw.main([str(sweep_file), "--out", str(tmp_path / "o"), "--dry-run",
+                    "--set", "train.stepz=7"]) == 2
+    assert "train.stepz" in capsys.readouterr().err
+    assert sw.main([str(sweep_file), "--out", str(tmp_path / "o"), "--set", "seed=3"]) == 2
+    assert "--set 'seed=3' is invalid" in capsys.readouterr().err
