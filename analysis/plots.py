@@ -44,9 +44,14 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
     plt, fig, ax = _figure(2, 2, (8.4, 6.2))
     j = tab["mode"]
     alive = tab["survives_meas"].astype(bool)
-    floor = 1e-6
+    # a predicted (or measured) 0 has no place on a log axis: it is drawn on a line a decade
+    # below the smallest positive value, labelled as such, not at an arbitrary number
+    values = np.concatenate([np.asarray(tab["s_rel_meas"], float),
+                             np.asarray(tab["s_rel_pred"], float) if pred is not None else []])
+    positive = values[np.isfinite(values) & (values > 0)]
+    floor = 10.0 ** (np.floor(np.log10(positive.min())) - 1) if positive.size else 1e-6
     clip = lambda v: np.clip(np.nan_to_num(v, nan=np.nan), floor, None)  # noqa: E731
-    kind = "cross-view moment" if (pred is not None and pred.s_kind == "cross") else "F"
+    kind = "cross-view moment" if (pred is not None and pred.s_kind == "cross") else "$F$"
     a = ax[0, 0]
     a.semilogy(j, clip(tab["s_rel_meas"]), "o", ms=3.5, color="k", label="measured")
     if pred is not None:
@@ -55,13 +60,14 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
                    label="predicted")
         if (~sp).any():
             a.semilogy(j[~sp], np.full((~sp).sum(), floor), "v", ms=4, mfc="none", color="C3",
-                       label="predicted collapse (0)")
+                       label="predicted 0 (collapse), drawn at the floor")
         bad = ~tab["fate_agrees"].astype(bool)
         if bad.any():
             a.semilogy(j[bad], clip(tab["s_rel_meas"])[bad], "x", ms=7, color="C1",
                        label="fate wrong")
+    a.axhline(floor, color="0.85", lw=0.6)
     a.axhline(metrics.COLLAPSE_REL_TOL, color="0.6", lw=0.8, ls=":", label="collapse rule")
-    a.set(xlabel="mode j (0 = largest)", ylabel=f"s_j / s_max ({kind})",
+    a.set(xlabel="mode $j$ (0 = largest)", ylabel=f"$s_j / s_{{max}}$ ({kind})",
           title="(a) spectrum at the last snapshot")
     a.legend(loc="best", fontsize=6.5, framealpha=0.7)
 
@@ -72,10 +78,10 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
         ok = np.isfinite(xs) & np.isfinite(ys)
         b.loglog(xs[ok & both], ys[ok & both], "o", ms=3.5, color="C0", label="both alive")
         b.loglog(xs[ok & ~both], ys[ok & ~both], "x", ms=5, color="C1",
-                 label="not both alive (pred. 0 at 1e-6)")
+                 label=f"not both alive (a 0 is drawn at {floor:.0e})")
         lo = np.nanmin(np.concatenate([xs[ok], ys[ok]])) if ok.any() else floor
         b.plot([lo, 1.2], [lo, 1.2], color="0.5", lw=0.8, ls="--")
-        b.set(xlabel="predicted s_j / s_max", ylabel="measured s_j / s_max",
+        b.set(xlabel="predicted $s_j / s_{max}$", ylabel="measured $s_j / s_{max}$",
               title="(b) predicted vs measured")
         b.legend(loc="upper left")
     else:
@@ -85,16 +91,16 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
 
     c = ax[1, 0]
     if not np.all(np.isnan(tab["p_meas"])):
-        c.plot(j, tab["p_meas"], "o", ms=3.5, color="k", label="measured u_j^T Wp u_j")
+        c.plot(j, tab["p_meas"], "o", ms=3.5, color="k", label=r"measured $u_j^\top W_p u_j$")
     if pred is not None:
-        c.plot(j, tab["p_pred"], "s", ms=3.5, mfc="none", color="C3", label="predicted p_j")
+        c.plot(j, tab["p_pred"], "s", ms=3.5, mfc="none", color="C3", label="predicted $p_j$")
         if pred.scale_free_p and alive.any():
             pm = np.where(alive, tab["p_meas"], np.nan)
             pp = np.where(tab["survives_pred"].astype(bool), tab["p_pred"], np.nan)
             if np.isfinite(pm).any() and np.isfinite(pp).any():
-                c.plot(j, pm / np.nanmax(pm), ".", color="0.4", label="measured p / p_max")
-                c.plot(j, pp / np.nanmax(pp), "--", color="C3", lw=0.8, label="predicted p / p_max")
-    c.set(xlabel="mode j", ylabel="p_j", title="(c) predictor eigenvalue along u_j")
+                c.plot(j, pm / np.nanmax(pm), ".", color="0.4", label="measured $p / p_{max}$")
+                c.plot(j, pp / np.nanmax(pp), "--", color="C3", lw=0.8, label="predicted $p / p_{max}$")
+    c.set(xlabel="mode $j$", ylabel="$p_j$", title="(c) predictor eigenvalue along $u_j$")
     if c.get_legend_handles_labels()[0]:
         c.legend(loc="best", fontsize=6.5)
     else:
@@ -110,7 +116,7 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
         sp = tab["survives_pred"].astype(bool)
         d.semilogy(j[~sp], np.clip(sig[~sp], 1e-4, None), "x", ms=7, color="k",
                    label="predicted collapse")
-    d.set(xlabel="mode j", ylabel="sigma2_j = (same - cross) / cross",
+    d.set(xlabel="mode $j$", ylabel=r"$\sigma^2_j$ = (same $-$ cross) / cross",
           title="(d) augmentation strength per mode")
     d.legend(loc="best")
     title = "no theory" if pred is None else pred.equations

@@ -70,9 +70,29 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _unused_keys(config: dict[str, Any]) -> set[str]:
+    """Config keys without effect on this run: predictor knobs its predictor does not take
+    (``predictor.eps`` of a linear predictor), and DirectPred's ``eps`` when the c_j ablation
+    replaces it (``predictor.cj != 0``)."""
+    pred = config.get("predictor", {})
+    try:
+        from realnet.predictors import PREDICTORS, predictor_knobs
+    except ImportError:  # analysis without torch: label by every key
+        return set()
+    name = pred.get("name")
+    if name not in PREDICTORS:
+        return set()
+    used = set(predictor_knobs(name)) | {"name", "lr_ratio", "weight_decay"}
+    unused = {f"predictor.{k}" for k in pred if k not in used}
+    if name == "directpred" and pred.get("cj", 0.0) != 0.0:
+        unused.add("predictor.eps")
+    return unused
+
+
 def group_runs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Group rows by config minus seed; each group: ``label`` (the config keys that differ
-    between groups, ``key=value, ...``; ``"all runs"`` for one group), ``runs``, ``seeds``."""
+    between groups and that this group's run uses, ``key=value, ...``; ``"all runs"`` for one
+    group), ``runs``, ``seeds``."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         key = json.dumps(config_without(r["config"]), sort_keys=True)
@@ -82,8 +102,9 @@ def group_runs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     varying = [k for k in keys if len({f.get(k) for f in flat.values()}) > 1]
     out = []
     for key, members in groups.items():
+        unused = _unused_keys(json.loads(key))
         label = ", ".join(f"{k}={json.loads(flat[key][k]) if k in flat[key] else None}"
-                          for k in varying) or "all runs"
+                          for k in varying if k not in unused) or "all runs"
         out.append({"label": label, "runs": members,
                     "seeds": sorted((m["seed"] for m in members), key=lambda s: (s is None, s))})
     return out

@@ -134,6 +134,7 @@ def _cmd_scalar(args: argparse.Namespace) -> dict:
 def register_modes(subparsers) -> None:
     """Add the ``modes`` and ``scalar`` subcommands to a ``python -m dynamics`` parser."""
     p = subparsers.add_parser("modes", help="integrate a grid of per-mode dynamics (Eqns 11-13)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                               description="Integrate Eqns 11-13 on the outer product of the given "
                               "values; write summary.json and trajectories.npz to --out.")
     p.add_argument("--p0", default="-0.5:1.5:9", help="initial p (list 'a,b,c' or 'lo:hi:n')")
@@ -147,6 +148,7 @@ def register_modes(subparsers) -> None:
     p.set_defaults(func=_cmd_modes)
 
     q = subparsers.add_parser("scalar", help="integrate the scalar BYOL system (w_p, w, w_a)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                               description="Integrate scalar BYOL on the outer product of the given "
                               "values; write summary.json and trajectories.npz to --out.")
     q.add_argument("--w-p0", default="0.1,0.5")
@@ -280,7 +282,8 @@ def _run_sgd(args: argparse.Namespace) -> dict[str, Any]:
     if args.directpred_freq < 0:
         raise ValueError(f"directpred_freq: must be >= 0 (0: off), got {args.directpred_freq}")
     if args.directpred_freq > 0:
-        dp = DirectPredConfig(freq=args.directpred_freq, rho=args.rho, eps=args.dp_eps)
+        dp = DirectPredConfig(freq=args.directpred_freq, rho=args.rho, eps=args.dp_eps,
+                              floor=args.floor, alpha=args.alpha, cj=args.cj)
     traj = simulate_sgd(W0, Wp0, X=X, Xp=Xp, lr=args.lr, batch=args.batch, t_end=args.t_end,
                         alpha_p=args.alpha_p, eta=args.eta, beta=args.beta, Wa0=Wa0,
                         stop_grad=args.stop_grad, predictor=args.predictor,
@@ -302,11 +305,21 @@ def register_sgd(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lr", "--dt", dest="lr", type=float, default=0.01,
                    help="online learning rate = ODE time step (default 0.01)")
     p.add_argument("--batch", type=int, default=128, help="minibatch size (default 128)")
-    p.add_argument("--directpred-freq", "--directpred_freq", dest="directpred_freq", type=int,
-                   default=0, help="set Wp by DirectPred every k steps (0: off, default)")
-    p.add_argument("--rho", type=float, default=0.3, help="DirectPred running-average momentum")
-    p.add_argument("--dp-eps", "--dp_eps", dest="dp_eps", type=float, default=0.1,
-                   help="DirectPred eps (default 0.1)")
+    # DirectPred's knobs carry realnet's predictor.* names (--freq, --eps, --cj, --alpha, --floor,
+    # --rho); the older spellings stay as aliases
+    p.add_argument("--freq", "--directpred-freq", "--directpred_freq", dest="directpred_freq", metavar="K",
+                   type=int, default=0,
+                   help="set Wp by DirectPred every k steps (0: off, default); realnet's predictor.freq")
+    p.add_argument("--rho", type=float, default=0.3,
+                   help="DirectPred running-average momentum (default 0.3); predictor.rho")
+    p.add_argument("--eps", "--dp-eps", "--dp_eps", dest="dp_eps", type=float, default=0.1, metavar="EPS",
+                   help="DirectPred eps (default 0.1); predictor.eps")
+    p.add_argument("--cj", type=float, default=0.0,
+                   help="c_j ablation, p_j = max(s_j/s_max - c_j, floor)^alpha (default 0: off); predictor.cj")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="DirectSet exponent (default 0.5 = DirectPred); predictor.alpha")
+    p.add_argument("--floor", type=float, default=1e-4,
+                   help="lower bound of p_j (default 1e-4); predictor.floor")
     p.add_argument("--out", default="runs/dynamics-sgd", help="output folder")
     p.set_defaults(func=_run_sgd)
     return p

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.runs import load_run
+from analysis.runs import load_run, read_json
 
 from ._common import (DEFAULT_OUT, FigureData, STYLE, label_panel, param_colors, rows,
                       save_figure, to_json, write_table)
@@ -138,6 +138,21 @@ def compute(cfg: Config) -> FigureData:
     return FigureData({"modes": mt, "scalars": st}, summary)
 
 
+#: Modes drawn one by one in the alignment panel (the others as a 10-90 % band and a median).
+TOP_MODES = 8
+
+
+def _run_caption(folder: str) -> str:
+    """``\n<dataset>, <steps> steps, <arch> x<width>`` from the run's config.json ('' if absent)."""
+    cfg = read_json(Path(folder) / "config.json")
+    if not isinstance(cfg, dict):
+        return ""
+    steps = cfg.get("train", {}).get("steps") or f"{cfg.get('train', {}).get('epochs')} epochs"
+    model = cfg.get("model", {})
+    return (f"\n{cfg.get('data', {}).get('dataset')}, {steps} steps,\n"
+            f"{model.get('arch')} x{model.get('width')}, {cfg.get('predictor', {}).get('name')}")
+
+
 def plot(data: FigureData, cfg: Config):
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
@@ -158,7 +173,17 @@ def plot(data: FigureData, cfg: Config):
             ax_s.plot(r["step"], np.log10(np.maximum(r["F_eig"], LOG_FLOOR)), color=colors[j],
                       lw=0.9)
             ax_w.plot(r["step"], r["Wp_sym_eig"], color=colors[j], lw=0.9)
-            ax_a.plot(r["step"], r["alignment"], color=colors[j], lw=0.9)
+            if j < TOP_MODES:  # the leading modes one by one; the rest as a band
+                ax_a.plot(r["step"], r["alignment"], color=colors[j], lw=0.9)
+        steps = np.unique(m["step"])
+        per_step = [rows(m, step=t)["alignment"] for t in steps]
+        if d > TOP_MODES:
+            ax_a.fill_between(steps, [np.nanpercentile(a, 10) for a in per_step],
+                              [np.nanpercentile(a, 90) for a in per_step], color="0.6", alpha=0.3,
+                              lw=0, label=f"all {d} modes: 10-90 %")
+            ax_a.plot(steps, [np.nanmedian(a) for a in per_step], color="k", lw=1.4, ls="--",
+                      label=f"all {d} modes: median")
+            ax_a.legend(loc="lower right", fontsize="small")
         ax_w.axhline(0.0, color="0.4", ls="--", lw=0.8)
         ax_a.axhline(1.0, color="0.4", ls=":", lw=0.8)
         ax_a.set_ylim(min(-0.05, float(np.nanmin(m["alignment"])) - 0.05), 1.05)
@@ -169,13 +194,14 @@ def plot(data: FigureData, cfg: Config):
         ax_y.legend(loc="upper right")
         probe_only = bool(np.all(sc["F_source"] == "probe"))  # no running F in the predictor
         titles = ("log$_{10}$ eigenvalues of $F$" + (" (probe batch)" if probe_only else ""),
-                  r"eigenvalues of sym($W_p$)", r"alignment cos($W_p u_j, u_j$)",
+                  r"eigenvalues of sym($W_p$)",
+                  r"alignment cos($W_p u_j, u_j$)" + (f", top {TOP_MODES}" if d > TOP_MODES else ""),
                   "asymmetry / commutator")
         for ax, title in zip(axes[row], titles):
             ax.set_title(title)
             ax.set_xlabel("step")
             label_panel(ax, next(letters))
-        ax_s.set_ylabel(label, fontweight="bold")
+        ax_s.set_ylabel(label + _run_caption(data.summary["runs"][label]["folder"]), fontweight="bold")
         fig.colorbar(ScalarMappable(Normalize(0, d - 1), plt.get_cmap("viridis")),
                      ax=ax_a, label="mode j of F (0 = largest)", fraction=0.05, pad=0.02)
     return fig
@@ -197,7 +223,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     t0 = time.perf_counter()
-    data = compute(cfg)
+    try:
+        data = compute(cfg)
+    except ValueError as e:
+        p.exit(2, f"error: {e}\n(the committed sweep runs keep their summaries, not their spectra: "
+                  "recompute them with `python -m figures.sweep figures/sweeps/cpu.toml --out "
+                  "figures/out/sweeps/cpu --tables predictors --rerun-without-spectra --jobs 2`, "
+                  "or name run folders that have spectra/)\n")
     out_dir = Path(args.out) / NAME
     out_dir.mkdir(parents=True, exist_ok=True)
     with plt.rc_context(STYLE):

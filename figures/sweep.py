@@ -340,6 +340,7 @@ def _describe(run: PlannedRun, outcome: RunOutcome, folder: Path) -> str:
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool = False,
               retry_failed: bool = False, launcher: Launcher = launch_subprocess,
+              rerun_without_spectra: bool = False,
               quiet: bool = False, aggregate: bool = True,
               tables: Sequence[str] | None = None, nproc: int = 1,
               slurm: Sequence[str] | None = None) -> dict[str, str]:
@@ -352,6 +353,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     recorded (``sweep_status.json``) and the sweep goes on. ``dry_run`` prints the plan and
     touches nothing.
 
+    ``rerun_without_spectra``: also run again the finished runs whose ``spectra/`` folder is
+    missing (a fresh clone keeps the summaries of committed sweeps, not their snapshots).
     ``nproc > 1``: every run under ``torchrun`` with that many processes (data-parallel).
     ``slurm`` (a list of ``#SBATCH`` options, possibly empty): write one batch script per run to
     launch and ``submit_all.sh`` (:mod:`figures.launchers`) instead of running anything."""
@@ -363,7 +366,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     n_cells = sum(len(t.settings) for t in spec.tables) * len(spec.seeds)
     states = {r.folder: run_state(out / r.folder, r.config) for r in plan}
     todo = [r for r in plan if states[r.folder] in ("new", "partial", "failed") or
-            (retry_failed and states[r.folder] == "nonfinite")]
+            (retry_failed and states[r.folder] == "nonfinite") or
+            (rerun_without_spectra and states[r.folder] == "done"
+             and not (out / r.folder / "spectra").is_dir())]
     if tables is not None:
         unknown = sorted(set(tables) - {t.name for t in spec.tables})
         if unknown:
@@ -470,6 +475,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--tables", default=None, metavar="NAME[,NAME]",
                    help="launch only the runs of these tables (the others stay as they are)")
+    p.add_argument("--rerun-without-spectra", action="store_true",
+                   help="also rerun finished runs whose spectra/ are missing (a fresh clone has "
+                        "the committed summaries only)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an override for every run (repeatable), after the sweep file's own")
     p.add_argument("--nproc", type=int, default=1,
@@ -491,6 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = dataclasses.replace(spec, overrides=spec.overrides + tuple(args.set))
         states = run_sweep(spec, args.out, jobs=args.jobs, dry_run=args.dry_run,
                            retry_failed=args.retry_failed, quiet=args.quiet,
+                           rerun_without_spectra=args.rerun_without_spectra,
                            tables=None if args.tables is None else args.tables.split(","),
                            nproc=args.nproc, slurm=args.slurm_option if args.slurm else None)
     except ValueError as e:

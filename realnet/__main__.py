@@ -1,4 +1,4 @@
-"""Command line: ``python -m realnet train|eval|configs``.
+"""Command line: ``python -m realnet train|eval|export|configs|print-config``.
 
 ``python -m realnet train --config NAME_OR_FILE [key=value ...] [--out DIR] [--quiet]``
     Train (or resume, when DIR holds a checkpoint of the same config) and write the run folder
@@ -9,6 +9,8 @@
     Re-probe the run's last checkpoint; writes DIR/eval.json.
 ``python -m realnet export DIR [--out FILE]``
     Write the trained trunk as a plain state dict (:mod:`realnet.export`).
+``python -m realnet print-config --config NAME_OR_FILE [key=value ...]``
+    Print the resolved config (inheritance and overrides applied, validated) as TOML.
 
 Exit status: 0 done (or stopped by ``--stop-after``), 2 invalid configuration or arguments,
 3 NaN/inf or another numerical failure during training (the last good checkpoint is kept), 4
@@ -33,7 +35,13 @@ _SUMMARY_KEYS = ("knn_top1", "linear_top1", "linear_top1_random_init", "effectiv
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realnet", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m realnet",
+        description="Train, evaluate and export real BYOL / SimSiam / DirectPred runs. Under "
+                    "torchrun (torchrun --nproc_per_node N -m realnet train ...) a run is "
+                    "data-parallel over N processes.",
+        epilog="Exit status: 0 done, 2 bad config or arguments, 3 NaN/inf, 4 dataset missing, "
+               "5 run folder busy, 130/143 stopped by a signal after a checkpoint.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train or resume a run")
     t.add_argument("--config", required=True, help="TOML file or shipped config name")
@@ -51,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("run_dir")
     x.add_argument("--out", default=None, help="file (default RUN_DIR/trunk.pt)")
     sub.add_parser("configs", help="list the shipped configs")
+    c = sub.add_parser("print-config", help="print the resolved config (base, inheritance, overrides) as TOML")
+    c.add_argument("--config", required=True, help="TOML file or shipped config name")
+    c.add_argument("overrides", nargs="*", metavar="key=value")
     return p
 
 
@@ -68,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(shipped_configs()))
         return 0
     try:
-        if args.command == "train":
+        if args.command == "print-config":
+            from .config import config_to_toml
+
+            print(config_to_toml(load_config(args.config, args.overrides)), end="")
+        elif args.command == "train":
             if args.stop_after is not None and args.stop_after < 1:
                 raise ValueError(f"--stop-after={args.stop_after} is invalid: allowed an "
                                  "integer >= 1")

@@ -4,21 +4,27 @@
 Defaults (THEORY.md section 4): BYOL with a constant EMA of 0.996, SGD lr 0.03 / momentum 0.9 /
 weight decay 4e-4 / constant lr, batch 128, 100 epochs, a ResNet-18 trunk with the CIFAR stem, a
 512-512-128 projector, the DirectPred predictor (rho 0.3, eps 0.1, freq 1) and BYOL's loss
-``2 - 2 cos(p, sg(z))`` summed over the two view pairs (the paper's code's scale).
+``2 - 2 cos(p, sg(z))`` summed over the two view pairs (the paper's code's scale). One default
+differs from the paper's public code: ``method.target_init_copy = true`` starts the EMA target as a
+copy of the online network, as BYOL does; the paper's code initialises it separately (set it to
+false to match; the shipped ``cifar10_*`` / ``stl10_*`` paper configs do).
 
 A TOML file has top-level ``seed`` and ``device`` and one table per section::
 
     seed = 0
     device = "auto"            # auto | cpu | cuda | cuda:N
-    [data]      dataset, root, download, ssl_limit, train_limit, test_limit, image_size
-    [model]     arch, stem, width, proj_hidden_dim, proj_dim
+    [data]      dataset, root, download, ssl_limit, train_limit, test_limit, image_size, stream, workers
+    [model]     arch (realnet's resnet18/34 or any torchvision model), stem, width, proj_hidden_dim, proj_dim
     [method]    name (byol|simsiam), ema, ema_schedule, target_init_copy, stop_grad, loss, symmetric
     [predictor] realnet.predictors.PredictorConfig
     [optim]     realnet.optim.OptimConfig
     [augment]   any field of realnet.augment.AugmentConfig (overrides the dataset's defaults)
-    [train]     epochs | steps, batch_size, bf16, channels_last, compile
+    [train]     epochs | steps, batch_size, bf16, channels_last, compile, threads, sync_bn
     [eval]      kNN monitor, linear probe, collapse rule
-    [log]       metrics, spectra and checkpoint periods
+    [log]       metrics, spectra and checkpoint periods, tensorboard
+
+A file may start from another with a top-level ``base = "NAME_OR_FILE"`` (inheritance);
+``python -m realnet print-config --config NAME [key=value ...]`` prints the resolved result.
 
 Overrides are dotted keys, ``optim.lr=0.05``, ``predictor.name=linear``,
 ``augment.crop_scale=0.2,1.0``; the value is parsed by the type of the field (``none``/``null``
@@ -66,6 +72,7 @@ __all__ = [
     "config_diff",
     "result_changes",
     "RESULT_NEUTRAL_KEYS",
+    "config_to_toml",
     "all_keys",
     "shipped_configs",
     "resolve_config_path",
@@ -328,6 +335,30 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain-data form (JSON-ready; tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_to_toml(cfg: TrainConfig) -> str:
+    """The resolved config as TOML (top-level keys, then one table per section; None values are
+    left out, which is how TOML spells "unset")."""
+    data = config_to_dict(cfg)
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
+    for section, body in data.items():
+        if isinstance(body, dict):
+            lines += ["", f"[{section}]"]
+            lines += [f"{k} = {value(v)}" for k, v in body.items() if v is not None]
+    return "\n".join(lines) + "\n"
 
 
 #: Config keys that cannot change a run's result (where the data lives, whether it may be fetched,

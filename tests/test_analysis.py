@@ -214,3 +214,16 @@ def test_compare_on_a_real_tiny_digits_run(tmp_path):
     assert 0.0 <= rep["summary"]["fate_share"] <= 1.0
     assert len(rep["modes"]) == rep["summary"]["n_modes"] > 0
     assert (out / "predicted_vs_measured.png").stat().st_size > 10_000
+
+
+def test_report_labels_leave_out_keys_a_run_does_not_use():
+    from analysis.report import group_runs
+    from realnet.config import config_to_dict, load_config
+
+    rows = [{"config": config_to_dict(load_config("digits", ov)), "seed": 0}
+            for ov in (["predictor.cj=0.1", "predictor.eps=0.0"], ["predictor.eps=0.1"],
+                       ["predictor.name=linear"])]
+    labels = [g["label"] for g in group_runs(rows)]
+    assert labels == ["predictor.cj=0.1, predictor.name=directpred",
+                      "predictor.cj=0.0, predictor.eps=0.1, predictor.name=directpred",
+                      "predictor.name=linear"]

@@ -505,3 +505,15 @@ def test_set_overrides_every_run_and_is_checked(tmp_path, capsys):
     assert "train.stepz" in capsys.readouterr().err
     assert sw.main([str(sweep_file), "--out", str(tmp_path / "o"), "--set", "seed=3"]) == 2
     assert "--set 'seed=3' is invalid" in capsys.readouterr().err
+
+
+def test_rerun_without_spectra_relaunches_finished_runs_that_lack_snapshots(tmp_path):
+    fake = FakeLauncher()
+    spec = _spec()
+    sw.run_sweep(spec, tmp_path, quiet=True, launcher=fake)
+    (tmp_path / "base" / "seed0" / "spectra").mkdir()  # this one kept its snapshots
+    again = FakeLauncher()
+    sw.run_sweep(spec, tmp_path, quiet=True, launcher=again)
+    assert again.launched == []  # finished: nothing to do by default
+    sw.run_sweep(spec, tmp_path, quiet=True, launcher=again, rerun_without_spectra=True)
+    assert sorted(again.launched) == ["base/seed1", "freq=2/seed0", "freq=2/seed1"]
