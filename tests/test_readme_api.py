@@ -21,3 +21,17 @@ def test_readme_python_block_runs(tmp_path, monkeypatch, capsys):
     traj = env["traj"]
     assert traj.s[-1][0] < 1e-12 and traj.s[-1][1] > 0.1
     assert np.isfinite(env["summary"]["linear_top1"])
+
+
+def test_readme_own_data_block_runs(tmp_path, monkeypatch):
+    section = README.read_text().split("## Python API", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    env: dict = {}
+    exec(compile(blocks[1], "README.md", "exec"), env)
+    import json
+
+    cfg = json.loads((tmp_path / "runs" / "api_own" / "config.json").read_text())
+    assert cfg["data"]["dataset"] == "torch" and cfg["model"]["arch"] == "custom"
+    assert np.isfinite(env["own"]["linear_top1"])
