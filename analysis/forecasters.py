@@ -20,7 +20,7 @@ from .predict import directset_config
 
 __all__ = ["TIME_GRID", "Forecast", "THEORIES", "BASELINES", "FORECASTERS", "cosine_modes", "l2_modes",
            "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
-           "eqn17_aligns", "alignment_rows", "log_rel"]
+           "eqn17_aligns", "eqn17_modes", "alignment_rows", "log_rel"]
 
 #: Candidate time factors, as multiples of the nominal ``a`` of :mod:`analysis.hparams`.
 TIME_GRID = np.logspace(-7, 3, 41)
@@ -227,22 +227,31 @@ FORECASTERS = {**THEORIES, **BASELINES}
 # ---------------------------------------------------------------------------------------------
 # run level: does Wp keep aligning with F after the cutoff (Theorem 3, Eqn 17)?
 # ---------------------------------------------------------------------------------------------
-def eqn17_aligns(cut: CutoffState) -> bool | None:
-    """Eqn 17 at the cutoff, for a trained linear predictor: ``[F, Wp]`` keeps decaying iff every
-    mode alive at the cutoff satisfies ``Delta_j < (alpha_p (1 + sigma2_j) s_j + eta) / 2`` with
-    ``Delta_j = p_j [tau - (1 + sigma2_j) p_j] - eta``, ``tau = 1`` (SimSiam, or BYOL's EMA at its
-    fixed point). Units as in :func:`l2_modes`: ``p`` scaled so that the top mode's ``p`` is its
-    ``p*_+`` (Eqn 16), ``s`` so that the top mode sits on the parabola ``s = p^2 / alpha_p``
-    (Eqn 14 with ``c = 0``). None when the run has no trained linear predictor."""
+def eqn17_modes(cut: CutoffState) -> np.ndarray | None:
+    """Per alive mode at the cutoff, whether Eqn 17 holds, for a trained linear predictor:
+    ``Delta_j < (alpha_p (1 + sigma2_j) s_j + eta) / 2`` with ``Delta_j = p_j [tau - (1 +
+    sigma2_j) p_j] - eta``, ``tau = 1`` (SimSiam, or BYOL's EMA at its fixed point) and ``eta``
+    the predictor's weight decay (``predictor.weight_decay``; the global one when unset). Units
+    as in :func:`l2_modes`: ``p`` scaled so that the top mode's ``p`` is its ``p*_+`` (Eqn 16),
+    ``s`` so that the top mode sits on the parabola ``s = p^2 / alpha_p`` (Eqn 14 with ``c = 0``).
+    None when the run has no trained linear predictor."""
     if cut.predictor != "linear" or cut.p is None:
         return None
+    eta = cut.hp.eta_p
     lam = 1.0 + cut.sigma2_filled
-    _, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
+    _, p_plus = fixed_point_branches(1.0, eta, cut.sigma2_filled)
     p = cut.p * (p_plus[0] / cut.p[0]) if cut.p[0] > 0 and np.isfinite(p_plus[0]) else cut.p
     s = cut.s * (p[0] ** 2 / cut.hp.alpha_p) / cut.s[0] if cut.s[0] > 0 else cut.s
-    delta = p * (1.0 - lam * p) - cut.hp.eta
-    ok = delta < 0.5 * (cut.hp.alpha_p * lam * s + cut.hp.eta)
-    return bool(np.all(ok[cut.alive]))
+    delta = p * (1.0 - lam * p) - eta
+    ok = delta < 0.5 * (cut.hp.alpha_p * lam * s + eta)
+    return ok[cut.alive]
+
+
+def eqn17_aligns(cut: CutoffState) -> bool | None:
+    """Eqn 17 at the cutoff (:func:`eqn17_modes`): ``[F, Wp]`` keeps decaying iff it holds for
+    every mode alive at the cutoff. None when the run has no trained linear predictor."""
+    ok = eqn17_modes(cut)
+    return None if ok is None else bool(np.all(ok))
 
 
 def alignment_rows(cut: CutoffState, meas: Measured) -> list[dict[str, Any]]:

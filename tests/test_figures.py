@@ -158,3 +158,24 @@ def test_phase_portrait_trajectories_end_where_the_basins_say():
         if eta == 0:
             np.testing.assert_allclose(final[:, 0], pred.p_inf, atol=1e-5)
             np.testing.assert_allclose(final[:, 1], pred.s_inf, atol=1e-5)
+
+
+def test_fig6_forecast_scores_and_leave_one_out_threshold():
+    import numpy as np
+
+    from figures.fig6_alpha_p import _loo_threshold, forecasts, score
+
+    truth = np.array([True, True, False, False])
+    assert score(np.array([True, False, False, False]), truth) == \
+        {"accuracy": 0.75, "balanced_accuracy": 0.75, "n": 4}
+    assert score(np.zeros(4, bool), truth)["balanced_accuracy"] == 0.5
+    ranks, fails = np.array([1.0, 2.0, 8.0, 10.0]), truth
+    # without run 0: failing median 2, working median 9 -> threshold 5.5, fitted without run 0
+    assert _loo_threshold(ranks, fails, 0) == 5.5
+    rows = [{"eqn17_holds": h, "collapsed_cutoff": c, "rank_cutoff": r, "fails": f}
+            for h, c, r, f in zip([False, True, True, True], [True, False, False, False],
+                                  ranks, fails)]
+    fc = forecasts(rows)
+    assert fc["eqn17"].tolist() == [True, False, False, False]
+    assert fc["rank_threshold"].tolist() == [True, True, False, False]
+    assert fc["none_fail"].tolist() == [False] * 4
