@@ -108,6 +108,9 @@ class TrainConfig:
         for k, v in self.augment.items():  # types (set programmatically) and then ranges
             _coerce(v, hints[k], f"augment.{k}")
         self.augment_config().validate()
+        if self.method.name in ("simclr", "swav") and self.predictor.name != "identity":
+            fail("predictor.name", self.predictor.name,
+                 f"identity with method.name={self.method.name} (it has no predictor)")
         if self.predictor.feature_blocks > self.model.proj_dim:
             fail("predictor.feature_blocks", self.predictor.feature_blocks,
                  f"an integer in [1, model.proj_dim={self.model.proj_dim}]")

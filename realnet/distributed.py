@@ -204,16 +204,13 @@ def any_rank(flag: bool, device: torch.device) -> bool:
 
 class LossModule(nn.Module):
     """The SSL model's loss as one module, so that DDP sees the whole forward pass:
-    ``forward(x1, x2) -> (loss, z_online, z_target)`` (:func:`realnet.model.ssl_loss`)."""
+    ``forward(x1, x2) -> (loss, z_online, z_target)`` with the run's objective
+    (:func:`realnet.model.build_objective`)."""
 
-    def __init__(self, model: nn.Module, loss_fn, *, stop_grad: bool, symmetric: bool) -> None:
+    def __init__(self, model: nn.Module, objective) -> None:
         super().__init__()
-        self.model, self.loss_fn = model, loss_fn
-        self.stop_grad, self.symmetric = stop_grad, symmetric
+        self.model, self.objective = model, objective
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor):
-        from .model import ssl_loss
-
-        out = ssl_loss(self.model, x1, x2, self.loss_fn, stop_grad=self.stop_grad,
-                       symmetric=self.symmetric)
+        out = self.objective(self.model, x1, x2)
         return out.loss, out.z_online, out.z_target

@@ -27,7 +27,7 @@ from .predictors import Predictor, build_predictor
 if TYPE_CHECKING:
     from .backbones import BackboneFactory
 
-__all__ = ["Encoder", "SSLModel", "StepOutput", "ssl_loss", "build_ssl_model"]
+__all__ = ["Encoder", "SSLModel", "StepOutput", "ssl_loss", "build_ssl_model", "build_objective"]
 
 
 class Encoder(nn.Module):
@@ -47,11 +47,12 @@ class SSLModel(nn.Module):
     branch is the online encoder). Target parameters never require gradients."""
 
     def __init__(self, online: Encoder, predictor: Predictor,
-                 target: Encoder | None = None) -> None:
+                 target: Encoder | None = None, prototypes: nn.Module | None = None) -> None:
         super().__init__()
         self.online = online
         self.predictor = predictor
         self.target = target
+        self.prototypes = prototypes  # SwAV (realnet.objectives.Prototypes)
         if target is not None:
             target.requires_grad_(False)
 
@@ -118,13 +119,38 @@ def build_ssl_model(cfg, spec: DatasetSpec, backbone: "BackboneFactory | None" =
     m = cfg.model
     make_trunk = backbone or backbone_factory(m, spec.channels, spec.image_size)
 
+    from .norms import convert_head_norm, convert_trunk_norm
+
     def encoder() -> Encoder:
         trunk, feat = make_trunk()
-        return Encoder(trunk, build_projector(feat, m.proj_hidden_dim, m.proj_dim))
+        return Encoder(convert_trunk_norm(trunk, m.trunk_norm),
+                       convert_head_norm(build_projector(feat, m.proj_hidden_dim, m.proj_dim), m.head_norm))
 
     online = encoder()
-    predictor = build_predictor(cfg.predictor, m.proj_dim)
-    target = None
+    predictor = convert_head_norm(build_predictor(cfg.predictor, m.proj_dim), m.head_norm)
+    target = prototypes = None
     if cfg.method.name == "byol":
         target = copy.deepcopy(online) if cfg.method.target_init_copy else encoder()
-    return SSLModel(online, predictor, target)
+    if cfg.method.name == "swav":
+        from .objectives import Prototypes
+
+        prototypes = Prototypes(m.proj_dim, cfg.method.swav_prototypes)
+    return SSLModel(online, predictor, target, prototypes)
+
+
+def build_objective(method_cfg) -> Callable[[SSLModel, torch.Tensor, torch.Tensor], "StepOutput"]:
+    """The loss of one step for ``method.name`` (a function of the model and the two views
+    returning ``loss``, ``z_online``, ``z_target``): :func:`ssl_loss` for BYOL / SimSiam, else
+    :mod:`realnet.objectives`."""
+    from functools import partial
+
+    from .losses import LOSSES
+    from .objectives import simclr_step_loss, swav_step_loss
+
+    m = method_cfg
+    if m.name == "simclr":
+        return partial(simclr_step_loss, temperature=m.tau)
+    if m.name == "swav":
+        return partial(swav_step_loss, temperature=m.tau, epsilon=m.swav_epsilon,
+                       iterations=m.swav_iterations)
+    return partial(ssl_loss, loss_fn=LOSSES[m.loss], stop_grad=m.stop_grad, symmetric=m.symmetric)

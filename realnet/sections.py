@@ -11,13 +11,14 @@ from .data import DATASETS
 from .losses import LOSSES
 from .backbones import all_archs
 from .models import ARCHS as OWN_ARCHS, STEMS
+from .norms import HEAD_NORMS, TRUNK_NORMS
 from .optim import LR_SCHEDULES
 from .ranges import check_fields, fail, flag, integer, knob, number, one_of
 
 __all__ = ["DataConfig", "ModelConfig", "MethodConfig", "LoopConfig", "EvalConfig", "LogConfig",
            "METHODS", "EMA_SCHEDULES"]
 
-METHODS = ("byol", "simsiam")
+METHODS = ("byol", "simsiam", "simclr", "swav")
 EMA_SCHEDULES = tuple(LR_SCHEDULES)  # one schedule family for the lr and the EMA momentum
 
 
@@ -56,6 +57,8 @@ class ModelConfig:
     width: float = knob(1.0, number(0.0, 8.0, lo_open=True))
     proj_hidden_dim: int = knob(512, integer(1))
     proj_dim: int = knob(128, integer(1))
+    head_norm: str = knob("batchnorm", one_of(HEAD_NORMS))  # projector / predictor: batchnorm | none | groupnorm
+    trunk_norm: str = knob("batchnorm", one_of(TRUNK_NORMS))  # batchnorm | groupnorm_ws (realnet.norms)
 
     def validate(self) -> None:
         check_fields(self, "model.")
@@ -66,7 +69,11 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
-    """BYOL (EMA target) or SimSiam (the target is the online network itself).
+    """BYOL (EMA target) or SimSiam (the target is the online network itself); SimCLR (NT-Xent)
+    and SwAV (prototypes, Sinkhorn codes, swapped prediction) as the contrastive and clustering
+    references (:mod:`realnet.objectives`; they take ``predictor.name = identity`` and use
+    ``temperature`` (default 0.5 for SimCLR, 0.1 for SwAV), and SwAV ``swav_prototypes``,
+    ``swav_epsilon``, ``swav_iterations`` and ``swav_freeze_steps``).
 
     ``target_init_copy``: the EMA target starts as a copy of the online network (BYOL); false
     gives it its own random initialisation, as in the paper's public code. ``stop_grad=false``
@@ -81,6 +88,18 @@ class MethodConfig:
     stop_grad: bool = knob(True, flag())
     loss: str = knob("cosine", one_of(LOSSES))
     symmetric: bool = knob(True, flag())
+    temperature: float | None = knob(None, number(0.0, 100.0, lo_open=True, optional=True))
+    swav_prototypes: int = knob(100, integer(2))
+    swav_epsilon: float = knob(0.05, number(0.0, 10.0, lo_open=True))
+    swav_iterations: int = knob(3, integer(1, 1000))
+    swav_freeze_steps: int = knob(313, integer(0))
+
+    @property
+    def tau(self) -> float:
+        """The temperature in use (SimCLR 0.5, SwAV 0.1 when unset)."""
+        if self.temperature is not None:
+            return self.temperature
+        return 0.1 if self.name == "swav" else 0.5
 
     def validate(self) -> None:
         check_fields(self, "method.")

@@ -28,7 +28,9 @@ Scalars and vectors (names in the file and in the jsonl line): ``F_eigvals`` (de
 ``relative_commutator`` (``||[F, Wp]|| / (||F|| ||Wp||)``, Theorem 3), ``effective_rank``
 (RankMe of the probe projector outputs, both views), ``effective_rank_trunk`` (RankMe of the
 trunk features, view 1), ``normalised_std`` (std of the L2-normalised projector outputs),
-``participation_ratio`` and ``n_collapsed_modes`` of ``F``.
+``participation_ratio`` and ``n_collapsed_modes`` of ``F``, ``align`` and ``uniform`` (Wang &
+Isola 2020: ``E ||z1 - z2||^2`` of the normalised probe pairs, and ``log E exp(-2 ||zi - zj||^2)``
+over all normalised probe outputs).
 
 The probe batch is a fixed set of images and its two views are drawn from a generator re-seeded
 at every snapshot, so all snapshots of a run see the same views; the networks run in eval mode
@@ -141,6 +143,9 @@ def snapshot(step: int, views: ProbeViews, *, F: np.ndarray | None = None,
         "normalised_std": metrics.normalised_embedding_std(Z),
         "participation_ratio": float(metrics.participation_ratio(s)),
         "n_collapsed_modes": int(metrics.n_collapsed_modes(s)),
+        # Wang & Isola (2020) on the L2-normalised projector outputs of the fixed probe pairs
+        "align": float(metrics.wang_isola_alignment(views.z1, views.z2)),
+        "uniform": float(metrics.wang_isola_uniformity(Z)),
     }
     if save_matrices:
         out.update(F=F, C_same=same, C_cross=cross)
@@ -174,7 +179,7 @@ def summary_line(snap: dict[str, Any]) -> dict[str, Any]:
         "F_eig_min": float(s[-1]),
     }
     for k in ("effective_rank", "effective_rank_trunk", "normalised_std", "participation_ratio",
-              "n_collapsed_modes", "asymmetry", "relative_commutator"):
+              "n_collapsed_modes", "asymmetry", "relative_commutator", "align", "uniform"):
         if k in snap:
             line[k] = snap[k]
     if "alignment" in snap:

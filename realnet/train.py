@@ -6,7 +6,7 @@ path that the trainer runs and :mod:`realnet.tools.bench` times):
 1. batch indices from the epoch's permutation (a generator seeded by ``(seed, epoch)``; the
    dataset stays on the device as uint8);
 2. two views by :class:`realnet.augment.GPUAugment` from a generator on the device;
-3. forward both views, loss (:func:`realnet.model.ssl_loss`), backward;
+3. forward both views, the method's loss (:func:`realnet.model.build_objective`), backward;
 4. ``predictor.observe`` with the detached projector outputs (before the optimiser step);
 5. lr from the schedule, optimiser step, ``predictor.after_optimizer_step(k + 1)`` (DirectPred
    sets ``Wp`` here, section 3);
@@ -65,8 +65,7 @@ from .distributed import (LossModule, Shard, any_rank, convert_global_bn, gather
                           mean_over_ranks, shard_from_env)
 from .tblog import TensorBoardLog, tensorboard_writer_class
 from .evaluate import evaluate_model, knn_monitor
-from .losses import LOSSES
-from .model import SSLModel, build_ssl_model, ssl_loss
+from .model import SSLModel, build_objective, build_ssl_model
 from .momentum import momentum_at
 from .optim import build_optimizer, lr_at
 from .predictors import predictor_param_groups
@@ -151,6 +150,9 @@ def param_groups(model: SSLModel, cfg: TrainConfig) -> list[dict[str, Any]]:
     (:func:`realnet.predictors.predictor_param_groups`). Each group carries ``base_lr``, which the
     lr schedule multiplies at every step."""
     groups = [{"params": list(model.online.parameters()), "lr": cfg.optim.lr, "name": "online"}]
+    if model.prototypes is not None:  # SwAV: trained with the online network
+        groups.append({"params": list(model.prototypes.parameters()), "lr": cfg.optim.lr,
+                       "name": "prototypes"})
     groups += predictor_param_groups(model.predictor, cfg.predictor, cfg.optim.lr,
                                      cfg.optim.weight_decay)
     for g in groups:
@@ -180,12 +182,11 @@ class TrainStep:
     optimizer: torch.optim.Optimizer
     augment: GPUAugment
     generator: torch.Generator
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    objective: Callable[..., Any]  # (model, x1, x2) -> loss, z_online, z_target (build_objective)
     runtime: Runtime
-    stop_grad: bool = True
-    symmetric: bool = True
     shard: Shard | None = None  # data-parallel: this rank (realnet.distributed)
     ddp: torch.nn.Module | None = None  # data-parallel: DDP over the LossModule of ``model``
+    freeze_prototypes_steps: int = 0  # SwAV: the prototypes do not learn before this step
 
     def views(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two augmented views of ``batch`` (channels_last when the runtime asks for it);
@@ -210,10 +211,11 @@ class TrainStep:
         optimiser step, predictor setting, EMA); the conventional baseline
         (:mod:`realnet.tools.baseline`) feeds it views from a DataLoader."""
         model, optimizer, rt = self.model, self.optimizer, self.runtime
+        if model.prototypes is not None:
+            model.prototypes.normalize_()  # SwAV: unit prototypes at every step
         with torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16, enabled=rt.bf16):
             if self.ddp is None:
-                out = ssl_loss(model, x1, x2, self.loss_fn, stop_grad=self.stop_grad,
-                               symmetric=self.symmetric)
+                out = self.objective(model, x1, x2)
                 full, z_online, z_target = out.loss, out.z_online, out.z_target
             else:
                 full, z_online, z_target = self.ddp(x1, x2)
@@ -222,6 +224,9 @@ class TrainStep:
             losses.append(loss)
         optimizer.zero_grad(set_to_none=True)
         full.backward()  # data-parallel: DDP averages the gradients over the ranks here
+        if model.prototypes is not None and k < self.freeze_prototypes_steps:
+            for p in model.prototypes.parameters():
+                p.grad = None
         if self.shard is not None:  # the predictor observes the global batch
             z_online, z_target = gather_batch(z_online), gather_batch(z_target)
         model.predictor.observe(z_online, z_target)
@@ -249,18 +254,16 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
     optimizer = build_optimizer(param_groups(model, cfg), cfg.optim)
     generator = torch.Generator(device=rt.device)
     generator.manual_seed(cfg.seed * 1000 + _AUG_SEED)
-    loss_fn = LOSSES[cfg.method.loss]
+    objective = build_objective(cfg.method)
     ddp = None
     if shard is not None:
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = DistributedDataParallel(
-            LossModule(model, loss_fn, stop_grad=cfg.method.stop_grad, symmetric=cfg.method.symmetric),
-            device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
-            broadcast_buffers=not cfg.train.sync_bn)
-    return TrainStep(model, optimizer, augment, generator, loss_fn, rt,
-                     stop_grad=cfg.method.stop_grad, symmetric=cfg.method.symmetric,
-                     shard=shard, ddp=ddp)
+            LossModule(model, objective),
+            device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    return TrainStep(model, optimizer, augment, generator, objective, rt, shard=shard, ddp=ddp,
+                     freeze_prototypes_steps=cfg.method.swav_freeze_steps if cfg.method.name == "swav" else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,8 +527,8 @@ def _after_step(run: _Run, clock: _Clock, bar, lr_mult: float, mom: float,
             run.model, run.data, run.step_fn.augment, cfg, run.rt.device))
     if spectra_now:
         run.last_spectra = clock.monitored(lambda: _snapshot(run))
-        line["effective_rank"] = run.last_spectra["effective_rank"]
-        line["normalised_std"] = run.last_spectra["normalised_std"]
+        for key in ("effective_rank", "normalised_std", "align", "uniform"):
+            line[key] = run.last_spectra[key]
     if line:
         line = {"step": step, "epoch": step / run.order.steps_per_epoch,
                 "lr": lr_mult * cfg.optim.lr, "momentum": mom, **line}

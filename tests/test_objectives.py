@@ -1,0 +1,146 @@
+"""SimCLR's NT-Xent and SwAV's Sinkhorn codes and swapped-prediction loss against brute-force
+computations (values and gradients), and both methods training end to end."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from realnet.config import load_config
+from realnet.objectives import nt_xent, sinkhorn, swav_loss
+from realnet.train import train
+
+
+def _nt_xent_loop(z1, z2, t):
+    z = torch.cat([z1, z2])
+    z = z / z.norm(dim=1, keepdim=True)
+    n2, n = len(z), len(z1)
+    total = 0.0
+    for i in range(n2):
+        pos = (i + n) % n2
+        denom = sum(torch.exp(z[i] @ z[k] / t) for k in range(n2) if k != i)
+        total = total - torch.log(torch.exp(z[i] @ z[pos] / t) / denom)
+    return total / n2
+
+
+@pytest.mark.parametrize("t", [0.5, 0.1])
+def test_nt_xent_equals_the_double_loop_with_its_gradient(t):
+    g = torch.Generator().manual_seed(0)
+    z1 = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    z2 = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    fast, slow = nt_xent(z1, z2, t), _nt_xent_loop(z1, z2, t)
+    assert fast.item() == pytest.approx(slow.item(), rel=1e-12)
+    g_fast = torch.autograd.grad(fast, (z1, z2))
+    g_slow = torch.autograd.grad(slow, (z1, z2))
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # identical views far apart from the others: the loss is near its floor log(1) = 0 ...
+    e = torch.eye(4, dtype=torch.float64)
+    assert nt_xent(e, e, 0.05).item() < 1e-6
+    # ... and views that are all the same point: log(2B - 1)
+    same = torch.ones(4, 3, dtype=torch.float64)
+    assert nt_xent(same, same, 0.5).item() == pytest.approx(math.log(7), rel=1e-12)
+    with pytest.raises(ValueError, match="temperature"):
+        nt_xent(z1, z2, 0.0)
+
+
+def test_sinkhorn_marginals_and_a_brute_force_iteration():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.nn.functional.normalize(torch.randn(12, 5, generator=g, dtype=torch.float64), dim=1) @ \
+        torch.nn.functional.normalize(torch.randn(7, 5, generator=g, dtype=torch.float64), dim=1).T
+    q = sinkhorn(scores, epsilon=0.05, iterations=3)
+    assert q.shape == (12, 7)
+    torch.testing.assert_close(q.sum(dim=1), torch.ones(12, dtype=torch.float64), rtol=0, atol=1e-12)
+    converged = sinkhorn(scores, epsilon=0.05, iterations=500)  # both marginals prescribed
+    torch.testing.assert_close(converged.sum(dim=1), torch.ones(12, dtype=torch.float64), rtol=0, atol=1e-6)
+    torch.testing.assert_close(converged.sum(dim=0), torch.full((7,), 12 / 7, dtype=torch.float64),
+                               rtol=0, atol=1e-6)
+    # brute force: the same alternating scaling written out with numpy
+    Q = np.exp(scores.numpy().T / 0.05)
+    Q /= Q.sum()
+    K, B = Q.shape
+    for _ in range(3):
+        Q /= Q.sum(axis=1, keepdims=True) * K
+        Q /= Q.sum(axis=0, keepdims=True) * B
+    np.testing.assert_allclose(q.numpy(), (Q * B).T, rtol=1e-12)
+
+
+def test_swav_loss_equals_brute_force():
+    g = torch.Generator().manual_seed(2)
+    s1, s2 = (torch.randn(5, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    q1, q2 = sinkhorn(s1), sinkhorn(s2)
+    t = 0.1
+    brute = 0.0
+    for i in range(5):
+        for k in range(4):
+            brute -= 0.5 * (q2[i, k] * torch.log(torch.softmax(s1[i] / t, 0)[k]) +
+                            q1[i, k] * torch.log(torch.softmax(s2[i] / t, 0)[k])) / 5
+    assert swav_loss(s1, s2, q1, q2, t).item() == pytest.approx(brute.item(), rel=1e-12)
+
+
+FAST = ["train.steps=8", "log.every=4", "log.spectra_every=4", "log.checkpoint_every=4",
+        "log.probe_size=64", "eval.probe_epochs=2", "eval.knn_k=5", "data.ssl_limit=256",
+        "data.train_limit=200", "data.test_limit=100", "train.batch_size=32",
+        "eval.pixel_baseline=false", "predictor.name=identity"]
+
+
+def test_simclr_and_swav_train_and_log_alignment_uniformity(tmp_path):
+    import json
+
+    for method in ("simclr", "swav"):
+        over = FAST + [f"method.name={method}", "method.swav_prototypes=10", "method.swav_freeze_steps=4"]
+        res = train(load_config("digits", over), tmp_path / method, quiet=True)
+        assert np.isfinite(res["linear_top1"]) and np.isfinite(res["spectra"]["uniform"])
+        line = json.loads((tmp_path / method / "spectra.jsonl").read_text().splitlines()[-1])
+        assert 0.0 <= line["align"] <= 4.0 and line["uniform"] <= 0.0
+    with pytest.raises(ValueError, match="predictor.name='directpred' is invalid: allowed identity with method.name=simclr"):
+        load_config("digits", ["method.name=simclr"])
+
+
+def test_swav_prototypes_stay_frozen_then_learn(tmp_path):
+    from realnet.data import load_run_data
+    from realnet.runtime import resolve_runtime
+    from realnet.train import BatchOrder, build_train_step
+
+    cfg = load_config("digits", FAST + ["method.name=swav", "method.swav_prototypes=10",
+                                        "method.swav_freeze_steps=2", "train.bf16=false"])
+    rt = resolve_runtime(cfg)
+    data = load_run_data(cfg, rt.device)
+    step = build_train_step(cfg, data.spec, rt)
+    order = BatchOrder(len(data.ssl), 32, 0)
+    w0 = step.model.prototypes.layer.weight.detach().clone()
+    for k in range(3):
+        step(data.ssl.batch(order, k), k, 1.0, 0.0)
+        w = step.model.prototypes.layer.weight.detach()
+        if k < 2:  # frozen: only the per-step renormalisation touches them (and they are unit rows)
+            torch.testing.assert_close(w, w0, rtol=0, atol=1e-7)
+    assert (w - w0).abs().max() > 1e-5
+
+
+def test_groupnorm_ws_variant_holds_no_batch_statistics():
+    """The no-batch-statistics variant (GN + WS trunk, GroupNorm heads) has no BatchNorm, and a
+    sample's outputs in train mode do not depend on the rest of the batch; the default has
+    BatchNorm and they do."""
+    from realnet.data import dataset_spec
+    from realnet.model import build_ssl_model
+    from realnet.norms import WSConv2d, batch_statistics_modules
+
+    x = torch.randn(6, 1, 8, 8)
+    for over, free in ((["model.trunk_norm=groupnorm_ws", "model.head_norm=groupnorm",
+                         "predictor.name=mlp"], True),
+                       (["model.head_norm=none", "predictor.name=mlp"], False),
+                       (["predictor.name=mlp"], False)):
+        model = build_ssl_model(load_config("digits", over), dataset_spec("digits")).train()
+        assert (batch_statistics_modules(model) == []) == free, over
+        with torch.no_grad():
+            full = model.predictor(model.online(x))[:2]
+            part = model.predictor(model.online(x[:2]))
+        assert torch.allclose(full, part, atol=1e-5) == free, over
+    gnws = build_ssl_model(load_config("digits", ["model.trunk_norm=groupnorm_ws"]), dataset_spec("digits"))
+    assert all(isinstance(m, WSConv2d) for m in gnws.online.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    heads = build_ssl_model(load_config("digits", ["model.head_norm=none", "predictor.name=mlp"]),
+                            dataset_spec("digits"))
+    assert batch_statistics_modules(heads.online.projector) == [] and \
+        batch_statistics_modules(heads.predictor) == [] and batch_statistics_modules(heads.online.backbone)
