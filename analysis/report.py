@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .compare import compare_run
-from .runs import config_without, load_run, run_status
+from .runs import RUN_INFO, config_without, load_run, read_json, run_status
 
 __all__ = ["REPORT_METRICS", "run_row", "group_runs", "report_runs", "markdown_table"]
 
@@ -45,8 +45,10 @@ def run_row(run_dir: str | Path, convention: str = "continuous") -> dict[str, An
     missing) and the comparison's verdict (or the reason it could not be made)."""
     run = load_run(run_dir)
     status = run_status(run_dir)
+    info = read_json(Path(run_dir) / RUN_INFO)
     row: dict[str, Any] = {"run": str(run.path), "seed": run.config.get("seed"),
-                           "config": run.config, "status": status}
+                           "config": run.config, "status": status,
+                           "inert_keys": list(info.get("inert_keys", [])) if isinstance(info, dict) else []}
     comp: dict[str, Any] = {}
     try:
         report, _ = compare_run(run_dir, convention=convention)
@@ -70,25 +72,6 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _unused_keys(config: dict[str, Any]) -> set[str]:
-    """Config keys without effect on this run: predictor knobs its predictor does not take
-    (``predictor.eps`` of a linear predictor), and DirectPred's ``eps`` when the c_j ablation
-    replaces it (``predictor.cj != 0``)."""
-    pred = config.get("predictor", {})
-    try:
-        from realnet.predictors import PREDICTORS, predictor_knobs
-    except ImportError:  # analysis without torch: label by every key
-        return set()
-    name = pred.get("name")
-    if name not in PREDICTORS:
-        return set()
-    used = set(predictor_knobs(name)) | {"name", "lr_ratio", "weight_decay"}
-    unused = {f"predictor.{k}" for k in pred if k not in used}
-    if name == "directpred" and pred.get("cj", 0.0) != 0.0:
-        unused.add("predictor.eps")
-    return unused
-
-
 def group_runs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Group rows by config minus seed; each group: ``label`` (the config keys that differ
     between groups and that this group's run uses, ``key=value, ...``; ``"all runs"`` for one
@@ -102,7 +85,7 @@ def group_runs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     varying = [k for k in keys if len({f.get(k) for f in flat.values()}) > 1]
     out = []
     for key, members in groups.items():
-        unused = _unused_keys(json.loads(key))
+        unused = set(members[0].get("inert_keys", ()))  # written by the trainer to run.json
         label = ", ".join(f"{k}={json.loads(flat[key][k]) if k in flat[key] else None}"
                           for k in varying if k not in unused) or "all runs"
         out.append({"label": label, "runs": members,

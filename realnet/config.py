@@ -73,6 +73,7 @@ __all__ = [
     "result_changes",
     "RESULT_NEUTRAL_KEYS",
     "config_to_toml",
+    "inert_keys",
     "all_keys",
     "shipped_configs",
     "resolve_config_path",
@@ -338,6 +339,31 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain-data form (JSON-ready; tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def inert_keys(cfg: TrainConfig) -> list[str]:
+    """Config keys that have no effect on this run: predictor knobs its predictor does not take
+    (``predictor.eps`` of a linear predictor), DirectPred's ``eps`` when the c_j ablation replaces
+    it (``predictor.cj != 0``), and the keys of the other methods (the SwAV knobs of a BYOL run,
+    the EMA of a SimSiam run). Written to ``run.json``; reports leave them out of labels."""
+    from .predictors import predictor_knobs
+
+    p = cfg.predictor
+    used = set(predictor_knobs(p.name)) | {"name", "lr_ratio", "weight_decay"}
+    out = [f"predictor.{f.name}" for f in dataclasses.fields(p) if f.name not in used]
+    if p.name == "directpred" and p.cj != 0.0:
+        out.append("predictor.eps")
+    m = cfg.method.name
+    if m != "byol":
+        out += ["method.ema", "method.ema_schedule", "method.target_init_copy"]
+    if m in ("simclr", "swav"):
+        out += ["method.loss", "method.symmetric", "method.stop_grad"]
+    if m not in ("simclr", "swav"):
+        out.append("method.temperature")
+    if m != "swav":
+        out += [f"method.{k}" for k in ("swav_prototypes", "swav_epsilon", "swav_iterations",
+                                        "swav_freeze_steps")]
+    return sorted(set(out))
 
 
 def config_to_toml(cfg: TrainConfig) -> str:

@@ -38,14 +38,14 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:  # the config imports this module
     from .config import TrainConfig
-    from .sources import ImagePool
+    from .train import BatchOrder
 
 __all__ = [
     "DatasetSpec",
@@ -62,6 +62,9 @@ __all__ = [
     "digits_split_mask",
     "RunData",
     "load_run_data",
+    "ImagePool",
+    "ResidentPool",
+    "HostPool",
 ]
 
 #: ``"ssl"``: the pool SSL trains on; ``"train"``: labelled train split (probe fit);
@@ -359,6 +362,62 @@ def _load_imagefolder(root: Path, split: str, size: int) -> tuple[np.ndarray, np
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
+# ------------------------------------------------------------------------------ the SSL pool
+def _rows(indices: torch.Tensor, rows: tuple[int, int] | None) -> torch.Tensor:
+    return indices if rows is None else indices[rows[0]:rows[1]]
+
+
+class ImagePool(Protocol):
+    """The SSL pool as the trainer sees it."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, indices: torch.Tensor) -> torch.Tensor:
+        """uint8 images ``indices`` (any order) on the device."""
+
+    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """The uint8 batch of optimiser step ``step`` on the device (its ``rows`` only, when
+        given: one rank's share, :mod:`realnet.distributed`)."""
+
+
+class ResidentPool:
+    """The pool as one uint8 tensor on the device."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.images[indices.to(self.images.device, non_blocking=True)]
+
+    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        return self.take(_rows(order.indices(step), rows))
+
+
+class HostPool:
+    """The pool in host memory (pinned when the device is CUDA); batches are copied over."""
+
+    def __init__(self, images: torch.Tensor, device: torch.device) -> None:
+        images = images.cpu()
+        self.images = images.pin_memory() if device.type == "cuda" else images
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, indices: torch.Tensor) -> torch.Tensor:
+        x = self.images[indices.cpu()]
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        return x.to(self.device, non_blocking=True)
+
+    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        return self.take(_rows(order.indices(step), rows))
+
+
+
 # ------------------------------------------------------------------------------------- helpers
 
 def _torchvision_download(cls_name: str, root: Path, **kwargs) -> None:
@@ -403,8 +462,6 @@ class RunData:
 def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
     """Load the SSL pool and the labelled train/test splits (first ``data.*_limit`` images). With
     ``data.stream`` the images stay in host memory and batches are copied to the device."""
-    from .sources import HostPool, ResidentPool
-
     d = cfg.data
     if d.dataset == "torch":
         raise ValueError("data.dataset=torch is invalid here: allowed only with the Python API's "

@@ -35,7 +35,7 @@ import torch.nn.functional as Fn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["Shard", "shard_from_env", "init_shard", "GlobalBatchNorm", "convert_global_bn",
+__all__ = ["Shard", "shard_from_env", "init_shard", "close_shard", "GlobalBatchNorm", "convert_global_bn",
            "gather_batch", "mean_over_ranks", "any_rank", "LossModule"]
 
 
@@ -86,6 +86,12 @@ def _combine_stats(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torc
     n = counts.sum()
     mean = (counts * means).sum(0) / n
     return mean, (counts * (vars_ + (means - mean) ** 2)).sum(0) / n, n
+
+
+def close_shard() -> None:
+    """Leave the process group (a rank that is done may exit while rank 0 still evaluates)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class _GlobalBatchNormFn(torch.autograd.Function):

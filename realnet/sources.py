@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as Fn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import DATASETS, DatasetSpec, RunData
+from .data import DATASETS, HostPool, ImagePool, ResidentPool, RunData, _rows
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -38,56 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ImagePool", "ResidentPool", "HostPool", "DatasetPool", "TorchData", "to_uint8_chw",
            "read_dataset", "pixel_stats", "torch_run_data"]
-
-
-class ImagePool(Protocol):
-    """The SSL pool as the trainer sees it."""
-
-    def __len__(self) -> int: ...
-
-    def take(self, indices: torch.Tensor) -> torch.Tensor:
-        """uint8 images ``indices`` (any order) on the device."""
-
-    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
-        """The uint8 batch of optimiser step ``step`` on the device (its ``rows`` only, when
-        given: one rank's share, :mod:`realnet.distributed`)."""
-
-
-class ResidentPool:
-    """The pool as one uint8 tensor on the device."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def take(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.images[indices.to(self.images.device, non_blocking=True)]
-
-    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
-        return self.take(_rows(order.indices(step), rows))
-
-
-class HostPool:
-    """The pool in host memory (pinned when the device is CUDA); batches are copied over."""
-
-    def __init__(self, images: torch.Tensor, device: torch.device) -> None:
-        images = images.cpu()
-        self.images = images.pin_memory() if device.type == "cuda" else images
-        self.device = device
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def take(self, indices: torch.Tensor) -> torch.Tensor:
-        x = self.images[indices.cpu()]
-        if self.device.type == "cuda":
-            x = x.pin_memory()
-        return x.to(self.device, non_blocking=True)
-
-    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
-        return self.take(_rows(order.indices(step), rows))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,10 +134,6 @@ def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
     """Per-channel mean and std on the [0, 1] scale of uint8 ``(N, C, H, W)`` images."""
     x = images.double() / 255.0
     return (tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist()))
-
-
-def _rows(indices: torch.Tensor, rows: tuple[int, int] | None) -> torch.Tensor:
-    return indices if rows is None else indices[rows[0]:rows[1]]
 
 
 class _StepBatches:

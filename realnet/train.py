@@ -56,12 +56,12 @@ from . import spectra
 from .augment import GPUAugment
 from .checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_checkpoint, remove_stale_temporaries,
                          restore_rng_state, save_checkpoint)
-from .config import TrainConfig, config_diff, config_from_dict, config_to_dict, result_changes
+from .config import TrainConfig, config_diff, config_from_dict, config_to_dict, inert_keys, result_changes
 from .backbones import BackboneFactory
 from .data import DatasetSpec, RunData
 from .own import OwnParts
 from .sources import TorchData
-from .distributed import (LossModule, Shard, any_rank, convert_global_bn, gather_batch, init_shard,
+from .distributed import (LossModule, Shard, any_rank, close_shard, convert_global_bn, gather_batch, init_shard,
                           mean_over_ranks, shard_from_env)
 from .tblog import TensorBoardLog, tensorboard_writer_class
 from .evaluate import evaluate_model, knn_monitor
@@ -636,9 +636,13 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
                          f"of the {shard.world} processes (it is the global batch)")
     out = ensure_writable(out)  # a file in the way or a read-only folder: refused before any work
     main = shard is None or shard.main
-    with folder_lock(out) if main else contextlib.nullcontext():  # rank 0 writes the folder
-        return _train_locked(cfg, out, progress_mode(quiet) if main else "off", stop_after,
-                             on_step, own, shard)
+    try:
+        with folder_lock(out) if main else contextlib.nullcontext():  # rank 0 writes the folder
+            return _train_locked(cfg, out, progress_mode(quiet) if main else "off", stop_after,
+                                 on_step, own, shard)
+    finally:
+        if shard is not None:  # leave the group before exiting (gloo aborts a process that does not)
+            close_shard()
 
 
 def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | None,
@@ -679,6 +683,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
         "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,
         "processes": 1 if shard is None else shard.world, "sync_bn": bool(shard and cfg.train.sync_bn),
+        "inert_keys": inert_keys(cfg),
         "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
     }
     write_json_atomic(out / RUN_INFO, info)

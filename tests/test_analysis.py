@@ -218,11 +218,11 @@ def test_compare_on_a_real_tiny_digits_run(tmp_path):
 
 def test_report_labels_leave_out_keys_a_run_does_not_use():
     from analysis.report import group_runs
-    from realnet.config import config_to_dict, load_config
+    from realnet.config import config_to_dict, inert_keys, load_config
 
-    rows = [{"config": config_to_dict(load_config("digits", ov)), "seed": 0}
-            for ov in (["predictor.cj=0.1", "predictor.eps=0.0"], ["predictor.eps=0.1"],
-                       ["predictor.name=linear"])]
+    cfgs = [load_config("digits", ov) for ov in (["predictor.cj=0.1", "predictor.eps=0.0"],
+                                                 ["predictor.eps=0.1"], ["predictor.name=linear"])]
+    rows = [{"config": config_to_dict(c), "seed": 0, "inert_keys": inert_keys(c)} for c in cfgs]
     labels = [g["label"] for g in group_runs(rows)]
     assert labels == ["predictor.cj=0.1, predictor.name=directpred",
                       "predictor.cj=0.0, predictor.eps=0.1, predictor.name=directpred",
