@@ -179,3 +179,32 @@ def test_fig6_forecast_scores_and_leave_one_out_threshold():
     assert fc["eqn17"].tolist() == [True, False, False, False]
     assert fc["rank_threshold"].tolist() == [True, True, False, False]
     assert fc["none_fail"].tolist() == [False] * 4
+
+
+def test_align_uniform_paths_average_seeds_at_common_steps(tmp_path):
+    import json
+
+    import numpy as np
+
+    from figures.fig_align_uniform import setting_paths
+
+    runs = {"a/seed0": [(0, 1.0, -1.0, 5.0), (10, 0.5, -2.0, 7.0)],
+            "a/seed1": [(0, 0.0, -3.0, 3.0), (10, 0.1, -1.0, 9.0), (20, 9.0, 9.0, 9.0)],
+            "b/seed0": [(0, 0.2, -0.5, 2.0)]}
+    for run, lines in runs.items():
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "summary.json").write_text("{}")
+        (tmp_path / run / "spectra.jsonl").write_text("".join(
+            json.dumps({"step": s, "align": a, "uniform": u, "effective_rank": r}) + "\n"
+            for s, a, u, r in lines))
+    (tmp_path / "sweep.json").write_text(json.dumps({"name": "t", "tables": [{"settings": [
+        {"label": {"setting": "A"}, "runs": ["a/seed0", "a/seed1", "a/seed2"]},
+        {"label": {"predictor.freq": 2}, "runs": ["b/seed0"]},
+        {"label": "C", "runs": ["c/seed0"]}]}]}))
+    paths = setting_paths(tmp_path)
+    assert list(paths) == ["A", "predictor.freq=2"]  # C has no finished run
+    a = paths["A"]
+    assert a["step"].tolist() == [0, 10] and int(a["n_seeds"]) == 2  # step 20 is not common
+    np.testing.assert_allclose(a["align"], [0.5, 0.3])
+    np.testing.assert_allclose(a["uniform"], [-2.0, -1.5])
+    np.testing.assert_allclose(a["effective_rank"], [4.0, 8.0])
