@@ -150,6 +150,32 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def sweep_figure_parser(name: str, doc: str, default_sweep: str) -> argparse.ArgumentParser:
+    """The command line of a figure drawn from a sweep folder: ``[SWEEP] [--out DIR]``."""
+    p = argparse.ArgumentParser(prog=f"python -m figures.{name}", description=doc.splitlines()[0])
+    p.add_argument("sweep", nargs="?", default=default_sweep, help=f"sweep folder (default {default_sweep})")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output root; files go to OUT/{name}/")
+    return p
+
+
+def render_figure(name: str, out_root: str | Path, draw: Callable[[], Any]) -> tuple[Path, list[Path]]:
+    """Draw the figure that ``draw()`` returns with the gallery style (Agg backend) and save it to
+    ``out_root/name/`` (PNG and PDF); returns the folder and the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # font-subsetting chatter in PDFs
+    import matplotlib.pyplot as plt
+
+    out = Path(out_root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    with plt.rc_context(STYLE):
+        fig = draw()
+        written = save_figure(fig, out, name)
+    plt.close(fig)
+    return out, written
+
+
 def run_figure(name: str, description: str, config_cls: type, compute: Callable[[Any], FigureData],
                plot: Callable[[FigureData, Any], Any], argv: list[str] | None = None) -> Path:
     """Parse ``argv`` (``--out``, ``--tiny``), compute, plot and write everything; return the

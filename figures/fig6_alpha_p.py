@@ -21,9 +21,7 @@ Run: ``python -m figures.fig6_alpha_p [SWEEP_DIR] [--out DIR]``.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import math
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ from analysis.cutoff import cutoff_state
 from analysis.forecasters import eqn17_modes
 from analysis.runs import load_run, read_json
 
-from ._common import DEFAULT_OUT, STYLE, label_panel, save_figure, write_table
+from ._common import label_panel, render_figure, sweep_figure_parser, write_table
 
 NAME = "fig6_alpha_p"
 DEFAULT_SWEEP = "figures/out/sweeps/fig6_cpu"
@@ -170,9 +168,7 @@ def plot(rows: list[dict[str, Any]], table: list[dict[str, Any]]):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=f"python -m figures.{NAME}", description=__doc__.splitlines()[0])
-    p.add_argument("sweep", nargs="?", default=DEFAULT_SWEEP, help=f"sweep folder (default {DEFAULT_SWEEP})")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output root; files go to OUT/{NAME}/")
+    p = sweep_figure_parser(NAME, __doc__, DEFAULT_SWEEP)
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     folders = sorted(d.parent for d in Path(args.sweep).glob("*/seed*/summary.json"))
@@ -189,18 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fc = forecasts(rows)
     scores = {name: {"fails": score(pred, truth), "collapsed": score(pred, truth_c)}
               for name, pred in fc.items()}
-    import matplotlib
-
-    matplotlib.use("Agg")
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
-    import matplotlib.pyplot as plt
-
-    out = Path(args.out) / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    with plt.rc_context(STYLE):
-        fig = plot(rows, table)
-        written = save_figure(fig, out, NAME)
-    plt.close(fig)
+    out, written = render_figure(NAME, args.out, lambda: plot(rows, table))
     keys = list(rows[0])
     written.append(write_table(out / "runs.csv", {k: np.array([r[k] for r in rows]) for k in keys}))
     summary = {"figure": NAME, "sweep": args.sweep, "cutoff": CUTOFF, "n_runs": len(rows),

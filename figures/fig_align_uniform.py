@@ -12,9 +12,7 @@ Run: ``python -m figures.fig_align_uniform [SWEEP_DIR] [--out DIR]``.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,7 +20,7 @@ import numpy as np
 
 from analysis.runs import read_json
 
-from ._common import DEFAULT_OUT, STYLE, label_panel, save_figure, write_table
+from ._common import label_panel, render_figure, sweep_figure_parser, write_table
 
 NAME = "fig_align_uniform"
 DEFAULT_SWEEP = "figures/out/sweeps/methods_cpu"
@@ -87,9 +85,7 @@ def plot(paths: dict[str, dict[str, np.ndarray]], title: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=f"python -m figures.{NAME}", description=__doc__.splitlines()[0])
-    p.add_argument("sweep", nargs="?", default=DEFAULT_SWEEP, help=f"sweep folder (default {DEFAULT_SWEEP})")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output root; files go to OUT/{NAME}/")
+    p = sweep_figure_parser(NAME, __doc__, DEFAULT_SWEEP)
     args = p.parse_args(argv)
     try:
         paths = setting_paths(Path(args.sweep))
@@ -98,19 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not paths:
         p.exit(2, f"error: {args.sweep!r} has no finished run with spectra.jsonl (run the sweep, or "
                   "--rerun-without-spectra on a fresh clone)\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
-    import matplotlib.pyplot as plt
-
-    out = Path(args.out) / NAME
-    out.mkdir(parents=True, exist_ok=True)
     manifest = read_json(Path(args.sweep) / "sweep.json")
-    with plt.rc_context(STYLE):
-        fig = plot(paths, f"{manifest.get('name')}: {manifest.get('description', '')}")
-        written = save_figure(fig, out, NAME)
-    plt.close(fig)
+    out, written = render_figure(
+        NAME, args.out, lambda: plot(paths, f"{manifest.get('name')}: {manifest.get('description', '')}"))
     rows = {"setting": [], "step": [], **{k: [] for k in KEYS}}
     for label, pth in paths.items():
         for i, s in enumerate(pth["step"]):
