@@ -116,7 +116,7 @@ def test_resume_with_a_different_config_is_refused(full_run):
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import realnet.train as tr
+    import realnet.step as tr
 
     built = []
     real_build = tr.build_ssl_model
