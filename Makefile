@@ -35,6 +35,22 @@ scorecard-cpu-ablations:
 scorecard-cpu-probe4096:
 	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard figures/out/sweeps/scorecard_cpu/*/seed*)) --out figures/out/scorecard/cpu_probe4096
 
+.PHONY: fig6-cpu
+# The paper's Fig. 6 at the CPU recipe (symmetric linear predictor, no EMA; alpha_p x predictor
+# weight decay, 3 seeds: 30 runs, resumable), its figure with Eqn 17 as a forecast of failing runs,
+# and the scorecard across the runs (orderings over alpha_p and the predictor's weight decay).
+fig6-cpu:
+	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/fig6_cpu.toml --out figures/out/sweeps/fig6_cpu --jobs 2
+	$(PYTHON) -m figures.fig6_alpha_p figures/out/sweeps/fig6_cpu --out $(FIGURES_OUT)
+	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard figures/out/sweeps/fig6_cpu/*/seed*)) --out figures/out/scorecard/fig6_cpu
+
+.PHONY: methods-cpu
+# SimCLR, SwAV, BYOL, SimSiam, DirectPred, BYOL without BN in the heads, BYOL with GN + WS at the
+# CPU recipe, 3 seeds (21 runs, resumable), and the alignment-uniformity figure.
+methods-cpu:
+	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/methods_cpu.toml --out figures/out/sweeps/methods_cpu --jobs 2
+	$(PYTHON) -m figures.fig_align_uniform figures/out/sweeps/methods_cpu --out $(FIGURES_OUT)
+
 .PHONY: gpu-check
 # On a CUDA machine: full-scale realnet.tools.bench, realnet.tools.numerics and pytest -m gpu in about 10
 # minutes, every number and the targets' verdicts in gpu_check.json.
