@@ -141,6 +141,12 @@ def label_panel(ax, letter: str) -> None:
             ha="right", va="bottom")
 
 
+def doc_summary(doc: str) -> str:
+    """The first paragraph of a module docstring on one line, without RST's double backquotes (a
+    command's ``--help`` description: the whole sentence, not its first line)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split()).replace("``", "")
+
+
 def _parser(name: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m figures.{name}", description=description)
     p.add_argument("--out", default=DEFAULT_OUT,
@@ -152,7 +158,7 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
 
 def sweep_figure_parser(name: str, doc: str, default_sweep: str) -> argparse.ArgumentParser:
     """The command line of a figure drawn from a sweep folder: ``[SWEEP] [--out DIR]``."""
-    p = argparse.ArgumentParser(prog=f"python -m figures.{name}", description=doc.splitlines()[0])
+    p = argparse.ArgumentParser(prog=f"python -m figures.{name}", description=doc_summary(doc))
     p.add_argument("sweep", nargs="?", default=default_sweep, help=f"sweep folder (default {default_sweep})")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output root; files go to OUT/{name}/")
     return p

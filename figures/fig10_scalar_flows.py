@@ -21,7 +21,7 @@ from dynamics import NonFiniteStateError, integrate_modes, integrate_scalar_byol
 from dynamics.exact import collapse_threshold, fixed_point_stability
 from dynamics.rhs import scalar_byol_rhs
 
-from ._common import FigureData, label_panel, rows, run_figure
+from ._common import doc_summary, FigureData, label_panel, rows, run_figure
 
 NAME = "fig10_scalar_flows"
 
@@ -192,7 +192,7 @@ def plot(data: FigureData, cfg: Config):
 
 
 def main(argv: list[str] | None = None):
-    return run_figure(NAME, __doc__.splitlines()[0], Config, compute, plot, argv)
+    return run_figure(NAME, doc_summary(__doc__), Config, compute, plot, argv)
 
 
 if __name__ == "__main__":

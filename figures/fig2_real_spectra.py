@@ -32,7 +32,7 @@ import numpy as np
 
 from analysis.runs import load_run, read_json
 
-from ._common import (DEFAULT_OUT, FigureData, STYLE, label_panel, param_colors, rows,
+from ._common import (doc_summary, DEFAULT_OUT, FigureData, STYLE, label_panel, param_colors, rows,
                       save_figure, to_json, write_table)
 
 NAME = "fig2_real_spectra"
@@ -209,7 +209,7 @@ def plot(data: FigureData, cfg: Config):
 
 def main(argv: Sequence[str] | None = None) -> Path:
     p = argparse.ArgumentParser(prog=f"python -m figures.{NAME}",
-                                description=__doc__.splitlines()[0])
+                                description=doc_summary(__doc__))
     p.add_argument("runs", nargs="*", help=f"run folders (default: {' '.join(DEFAULT_RUNS)})")
     p.add_argument("--labels", nargs="+", default=(), help="row labels, one per run")
     p.add_argument("--out", default=DEFAULT_OUT,

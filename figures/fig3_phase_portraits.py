@@ -25,7 +25,7 @@ from dynamics.exact import (collapse_threshold, fixed_point_branches, fixed_poin
                             mode_jacobian, separatrix)
 from dynamics.rhs import mode_rhs
 
-from ._common import FigureData, label_panel, rows, run_figure
+from ._common import doc_summary, FigureData, label_panel, rows, run_figure
 
 NAME = "fig3_phase_portraits"
 
@@ -296,7 +296,7 @@ def plot(data: FigureData, cfg: Config):
 
 
 def main(argv: list[str] | None = None):
-    return run_figure(NAME, __doc__.splitlines()[0], Config, compute, plot, argv)
+    return run_figure(NAME, doc_summary(__doc__), Config, compute, plot, argv)
 
 
 if __name__ == "__main__":

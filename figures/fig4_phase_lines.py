@@ -19,7 +19,7 @@ from dynamics import integrate_modes
 from dynamics.exact import (collapse_threshold, fixed_point_branches, fixed_point_stability,
                             parabola_flow)
 
-from ._common import FigureData, label_panel, rows, run_figure
+from ._common import doc_summary, FigureData, label_panel, rows, run_figure
 
 NAME = "fig4_phase_lines"
 
@@ -167,7 +167,7 @@ def plot(data: FigureData, cfg: Config):
 
 
 def main(argv: list[str] | None = None):
-    return run_figure(NAME, __doc__.splitlines()[0], Config, compute, plot, argv)
+    return run_figure(NAME, doc_summary(__doc__), Config, compute, plot, argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 
 from dynamics import integrate_matrix
 
-from ._common import FigureData, label_panel, param_colors, rows, run_figure
+from ._common import doc_summary, FigureData, label_panel, param_colors, rows, run_figure
 
 NAME = "fig7_wa_w_correlation"
 
@@ -138,7 +138,7 @@ def plot(data: FigureData, cfg: Config):
 
 
 def main(argv: list[str] | None = None):
-    return run_figure(NAME, __doc__.splitlines()[0], Config, compute, plot, argv)
+    return run_figure(NAME, doc_summary(__doc__), Config, compute, plot, argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 
 from dynamics import integrate_reduced
 
-from ._common import (FigureData, label_panel, param_colors, random_reduced_state, rows,
+from ._common import (doc_summary, FigureData, label_panel, param_colors, random_reduced_state, rows,
                       run_figure)
 
 NAME = "fig8_sym_antisym"
@@ -167,7 +167,7 @@ def plot(data: FigureData, cfg: Config):
 
 
 def main(argv: list[str] | None = None):
-    return run_figure(NAME, __doc__.splitlines()[0], Config, compute, plot, argv)
+    return run_figure(NAME, doc_summary(__doc__), Config, compute, plot, argv)
 
 
 if __name__ == "__main__":

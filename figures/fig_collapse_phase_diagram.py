@@ -30,7 +30,7 @@ from analysis.metrics import COLLAPSE_REL_TOL, n_collapsed_modes
 from dynamics import integrate_modes
 from dynamics.exact import collapse_threshold, fixed_point_branches
 
-from ._common import FigureData, label_panel, run_figure
+from ._common import doc_summary, FigureData, label_panel, run_figure
 
 NAME = "fig_collapse_phase_diagram"
 
@@ -206,7 +206,7 @@ def plot(data: FigureData, cfg: Config):
 
 
 def main(argv: list[str] | None = None):
-    return run_figure(NAME, __doc__.splitlines()[0], Config, compute, plot, argv)
+    return run_figure(NAME, doc_summary(__doc__), Config, compute, plot, argv)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ from analysis.process import StopSignals
 from analysis.runs import (CONFIG, SUMMARY, SWEEP_STATUS, FolderBusyError, folder_lock, read_json, run_status,
                            write_json_atomic)
 
+from ._common import doc_summary
 from .launchers import realnet_command, write_slurm_scripts
 from .sweep_file import Setting, SweepSpec, TableSpec, load_sweep, override_strings, sweep_from_dict
 
@@ -465,7 +466,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m figures.sweep",
-                                description=__doc__.splitlines()[0])
+                                description=doc_summary(__doc__))
     p.add_argument("sweep", help="sweep file (TOML)")
     p.add_argument("--out", required=True, help="output folder of the sweep")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")

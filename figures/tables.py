@@ -31,7 +31,7 @@ import numpy as np
 
 from analysis.runs import SUMMARY, read_json, run_status
 
-from ._common import write_table
+from ._common import doc_summary, write_table
 
 __all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "paper_orderings", "sweep_results",
            "markdown_tables", "write_tables", "main"]
@@ -286,7 +286,7 @@ def write_tables(out: str | Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m figures.tables",
-                                description=__doc__.splitlines()[0])
+                                description=doc_summary(__doc__))
     p.add_argument("dir", help="sweep output folder (holds sweep.json)")
     p.add_argument("--print", action="store_true", help="also print the markdown")
     args = p.parse_args(argv)

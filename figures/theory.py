@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ._common import DEFAULT_OUT
+from ._common import DEFAULT_OUT, doc_summary
 
 #: Module names under ``figures``, in paper order.
 THEORY_FIGURES = (
@@ -28,7 +28,7 @@ THEORY_FIGURES = (
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    p = argparse.ArgumentParser(prog="python -m figures.theory", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m figures.theory", description=doc_summary(__doc__))
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output root (default {DEFAULT_OUT})")
     p.add_argument("--fresh", action="store_true", help="delete each figure's folder first")
     p.add_argument("--tiny", action="store_true", help="small, fast versions (smoke test)")

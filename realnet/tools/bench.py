@@ -238,7 +238,7 @@ _TRI = {"auto": None, "on": True, "off": False}
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m realnet.tools.bench",
-                                description=__doc__.split("\n")[0])
+                                description=" ".join(__doc__.strip().split("\n\n")[0].split()).replace("``", ""))
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--tiny", action="store_true",
                    help="smoke size: width 0.0625, batch 16, 16 px (STL row 32 px), 2 steps")

@@ -64,7 +64,7 @@ def targets(bench: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m realnet.tools.gpucheck", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m realnet.tools.gpucheck", description=" ".join(__doc__.strip().split("\n\n")[0].split()).replace("``", ""))
     p.add_argument("--out", default="gpu_check.json", help="the JSON written (default gpu_check.json)")
     p.add_argument("--budget", type=float, default=570.0, help="seconds for all parts together")
     a = p.parse_args(argv)

@@ -127,7 +127,7 @@ def format_report(results: dict[str, dict[int, dict[str, float]]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m realnet.tools.numerics",
-                                description=__doc__.split("\n")[0])
+                                description=" ".join(__doc__.strip().split("\n\n")[0].split()).replace("``", ""))
     p.add_argument("--config", default="fmnist_directpred",
                    help="TOML path or shipped config (default fmnist_directpred)")
     p.add_argument("--steps", type=int, default=200, help="optimiser steps per run")
