@@ -63,7 +63,7 @@ def test_both_steps_and_epochs_in_a_file_is_refused(tmp_path):
     ("model.stem=big", "model.stem"),
     ("model.width=0", "model.width"),
     ("model.proj_dim=0", "model.proj_dim"),
-    ("method.name=simclr", "method.name"),
+    ("method.name=moco", "method.name"),
     ("method.ema=1.5", "method.ema"),
     ("method.ema_schedule=linear", "method.ema_schedule"),
     ("method.loss=l1", "method.loss"),
