@@ -45,7 +45,7 @@ import torch
 
 if TYPE_CHECKING:  # the config imports this module
     from .config import TrainConfig
-    from .train import BatchOrder
+    from .step import BatchOrder
 
 __all__ = [
     "DatasetSpec",
@@ -396,26 +396,19 @@ class ResidentPool:
         return self.take(_rows(order.indices(step), rows))
 
 
-class HostPool:
+class HostPool(ResidentPool):
     """The pool in host memory (pinned when the device is CUDA); batches are copied over."""
 
     def __init__(self, images: torch.Tensor, device: torch.device) -> None:
         images = images.cpu()
-        self.images = images.pin_memory() if device.type == "cuda" else images
+        super().__init__(images.pin_memory() if device.type == "cuda" else images)
         self.device = device
-
-    def __len__(self) -> int:
-        return len(self.images)
 
     def take(self, indices: torch.Tensor) -> torch.Tensor:
         x = self.images[indices.cpu()]
         if self.device.type == "cuda":
             x = x.pin_memory()
         return x.to(self.device, non_blocking=True)
-
-    def batch(self, order: "BatchOrder", step: int, rows: tuple[int, int] | None = None) -> torch.Tensor:
-        return self.take(_rows(order.indices(step), rows))
-
 
 
 # ------------------------------------------------------------------------------------- helpers

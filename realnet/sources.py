@@ -5,9 +5,10 @@ Every pool hands the trainer uint8 batches ``(B, C, H, W)`` on the device, chose
 :class:`realnet.train.BatchOrder`; the per-sample augmentation then runs on the device exactly as
 for a resident pool (:mod:`realnet.augment`), so a streamed run equals a resident one (tested).
 
-- :class:`ResidentPool`: the whole pool on the device (the default; fastest when it fits).
-- :class:`HostPool` (``data.stream=true``): the pool stays in host memory (pinned on CUDA); each
-  batch is gathered there and copied to the device.
+- :class:`realnet.data.ResidentPool`: the whole pool on the device (the default; fastest when it
+  fits).
+- :class:`realnet.data.HostPool` (``data.stream=true``): the pool stays in host memory (pinned on
+  CUDA); each batch is gathered there and copied to the device.
 - :class:`DatasetPool`: items of a map-style ``Dataset`` (``(image, label)`` or ``image``, with the
   image a PIL image, an ``HWC``/``HW`` uint8 array or a ``CHW`` tensor, uint8 or float in [0, 1])
   converted to uint8 ``CHW`` at one side (:func:`to_uint8_chw`), loaded a batch at a time by a
@@ -34,7 +35,7 @@ from .data import DATASETS, HostPool, ImagePool, ResidentPool, RunData, _rows
 
 if TYPE_CHECKING:
     from .config import TrainConfig
-    from .train import BatchOrder
+    from .step import BatchOrder
 
 __all__ = ["ImagePool", "ResidentPool", "HostPool", "DatasetPool", "TorchData", "to_uint8_chw",
            "read_dataset", "pixel_stats", "torch_run_data"]
