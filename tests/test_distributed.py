@@ -72,3 +72,26 @@ def test_an_indivisible_global_batch_is_refused(tmp_path):
     r = _train(tmp_path / "bad", "train.batch_size=33", procs=2)
     assert r.returncode != 0 and "train.batch_size=33 is invalid: allowed a multiple of the 2" in r.stderr
     assert not (tmp_path / "bad" / "config.json").exists()
+
+
+@pytest.mark.parametrize("method", [["method.name=simclr", "predictor.name=identity"],
+                                    ["method.name=swav", "predictor.name=identity", "method.swav_freeze_steps=0"]],
+                         ids=["simclr", "swav"])
+def test_global_negatives_and_sinkhorn_equal_one_process(tmp_path, method):
+    """SimCLR's negatives and SwAV's Sinkhorn sums span the global batch: one step on 2 processes
+    with the global BatchNorm equals one process to a few times the float envelope (another
+    thread count); per-process BatchNorm leaves it by orders of magnitude. One step, because
+    these runs part later by a discrete event, not a fault: at step 2 a ReLU pre-activation in
+    ``layer4`` sits 3e-5 from zero, and a rounding-sized change of the weights flips it (a
+    single float64 process flips it too when weight decay is applied in another order), which
+    moves that step's gradient by 1 %."""
+    one, one_t2, two, two_local = (tmp_path / n for n in ("one", "one_t2", "two", "two_local"))
+    for r in (_train(one, "train.steps=1", *method), _train(one_t2, "train.steps=1", "train.threads=2", *method),
+              _train(two, "train.steps=1", "train.sync_bn=true", *method, procs=2),
+              _train(two_local, "train.steps=1", *method, procs=2)):
+        assert r.returncode == 0, r.stderr[-3000:]
+    envelope = _max_diff(_state(one), _state(one_t2))
+    assert 0 < envelope < 1e-5
+    assert _max_diff(_state(one), _state(two)) < 10 * envelope
+    assert _losses(two) == pytest.approx(_losses(one), abs=1e-5)
+    assert _max_diff(_state(one), _state(two_local)) > 1000 * envelope
