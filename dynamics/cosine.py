@@ -27,7 +27,8 @@ decay). Weight decay ``eta`` adds ``-eta W``.
 Derivation (per mode)
 ---------------------
 Assume ``X = diag(x_k)`` and ``X' = diag(x'_k)`` in the basis of the right singular vectors of
-``W = U diag(w) V^T`` (A2 is ``X = I, X' = sigma2 I``; below ``X = I`` and ``X' = diag(sigma2_j)``).
+``W = U diag(w) V^T`` (A2 is ``X = I, X' = sigma2 I``; below ``X = I`` and ``X' = diag(sigma2_j)``,
+then the general diagonal case).
 With ``y_i = V^T x_i``, ``a = diag(w) y1`` (online outputs in the ``U`` basis), ``b = diag(w) y2``,
 ``q = p * a``; per mode ``E[a_j^2] = s_j lam_j``, ``E[a_j b_j] = s_j``, ``lam_j = 1 + sigma2_j``,
 where ``s_j = w_j^2`` are the eigenvalues of ``F = W X W^T`` (THEORY's ``F``) and
@@ -45,6 +46,18 @@ Mean field (replace ``|q|^2``, ``|z|^2``, ``<q, z>`` by their means ``Q = sum_j 
 ``Z = sum_j s_j lam_j``, ``P1 = sum_j p_j s_j``; the fluctuations are O(1/sqrt(d_eff))):
 
     ``ds_m/dt = 2 p_m s_m [1 - lam_m p_m P1 / Q] / sqrt(Q Z) - 2 eta s_m``     (:func:`cosine_mode_rhs`)
+
+*The modes' clocks.* With ``X = diag(x_k)`` (``sigma2_k = x'_k / x_k``) the same steps give every
+flow above times ``x_m``: ``s_m = w_m^2 x_m`` and ``dw_m/dt`` is a mean over ``x1_m = sqrt(x_m)
+y_m``, so ``ds_m/dt = 2 w_m x_m dw_m/dt`` carries one more ``x_m`` than the unit-variance
+computation; the weight decay term (``-2 eta s_m``) does not. So a mode's speed is set by its
+input variance, not by ``s_m`` alone: on the network of ``tests/test_scorecard.py`` (``x`` over
+1.5 decades) the dying modes, with ``x`` 0.03-0.1, decay 10-30 times slower than the flow at
+``x = 1`` says, which is what an earlier version of this project saw as a "floor" of SGD (the
+per-step SGD rate of ``s_m`` at a mid-run state matches ``x_m`` times the exact Monte-Carlo rate,
+tested). The argument ``x`` of every right-hand side below carries these clocks (default 1). In
+a deep network the analogue of ``x_m`` is the kernel (NTK) along the mode, not a known input
+variance; :mod:`analysis.forecasters` fits it per mode on the window before the cutoff.
 
 With ``lam_j = 1 + sigma2`` for every mode and ``p_j = s_j^alpha`` this is THEORY's candidate
 ``2 s^(alpha+1) [1 - s^alpha S_(alpha+1)/S_(2alpha+1)] / ((1+sigma2) sqrt(S_1 S_(2alpha+1)))``.
@@ -129,13 +142,22 @@ def _loss_factor(symmetric: bool) -> float:
     return 2.0 if symmetric else 1.0
 
 
+def _clock(s: np.ndarray, x) -> np.ndarray:
+    """The modes' clocks ``x_m`` (input variance along each mode; module docstring), broadcast."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.any(~np.isfinite(x)) or np.any(x < 0):
+        raise ValueError(f"x: the modes' clocks must be finite and >= 0, got {x!r}")
+    return np.broadcast_to(x, np.shape(s))
+
+
 # ----------------------------------------------------------------------------- right-hand sides
 def cosine_mode_rhs(s, p, *, sigma2, eta: float = 0.0, tau: float = 1.0,
-                    symmetric: bool = False) -> np.ndarray:
+                    symmetric: bool = False, x=1.0) -> np.ndarray:
     """Mean-field cosine-loss flow (module docstring), modes on the last axis:
-    ``ds_m/dt = g 2 p_m s_m [1 - lam_m p_m P1/Q] / sqrt(Q Z) - 2 eta s_m`` with
+    ``ds_m/dt = g x_m 2 p_m s_m [1 - lam_m p_m P1/Q] / sqrt(Q Z) - 2 eta s_m`` with
     ``Q = sum p^2 s lam``, ``Z = sum s lam``, ``P1 = sum p s``, ``lam = 1 + sigma2`` (scalar or per
-    mode), ``g = 2`` for the symmetrised loss. ``tau`` (A1) has no effect for ``tau > 0``."""
+    mode), ``g = 2`` for the symmetrised loss and ``x_m`` the input variance along the mode (the
+    mode's clock, 1 for ``X = I``). ``tau`` (A1) has no effect for ``tau > 0``."""
     s = np.asarray(s, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
     lam = _lam(s, sigma2)
@@ -145,7 +167,7 @@ def cosine_mode_rhs(s, p, *, sigma2, eta: float = 0.0, tau: float = 1.0,
     den = np.sqrt(Q * Z)
     with np.errstate(invalid="ignore", divide="ignore"):
         loss = np.where(den > 0, 2.0 * p * s * (1.0 - lam * p * P1 / Q) / den, 0.0)
-    return _loss_factor(symmetric) * loss - 2.0 * eta * s
+    return _loss_factor(symmetric) * _clock(s, x) * loss - 2.0 * eta * s
 
 
 def _delta_term(Eh, EhA, EhB, EhC, mom, al, be, ga):
@@ -160,14 +182,15 @@ def _delta_term(Eh, EhA, EhB, EhC, mom, al, be, ga):
 
 
 def cosine_mode_rhs_corrected(s, p, *, sigma2, eta: float = 0.0, tau: float = 1.0,
-                              symmetric: bool = False) -> np.ndarray:
+                              symmetric: bool = False, x=1.0) -> np.ndarray:
     """Cosine-loss flow with the first finite-size correction to :func:`cosine_mode_rhs`.
 
     ``ds_m/dt = 2 p_m (T1_m - p_m T2_m)`` with ``T1 = E[a_m b_m A^(-1/2) B^(-1/2)]`` and
     ``T2 = E[a_m^2 C A^(-3/2) B^(-1/2)]``, ``A = |q|^2``, ``B = |z|^2``, ``C = <q, z>``, each by
     the second-order delta method using the Gaussian moments (per mode ``j``):
     ``Var a^2 = 2 s^2 lam^2``, ``Cov(a^2, b^2) = 2 s^2``, ``Var ab = s^2 (lam^2 + 1)``,
-    ``Cov(a^2, ab) = 2 s^2 lam``. Error O(1/d_eff^2) instead of O(1/d_eff)."""
+    ``Cov(a^2, ab) = 2 s^2 lam``. Error O(1/d_eff^2) instead of O(1/d_eff). ``x``: the modes'
+    clocks, as in :func:`cosine_mode_rhs`."""
     s = np.asarray(s, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
     lam = _lam(s, sigma2)
@@ -182,7 +205,7 @@ def cosine_mode_rhs_corrected(s, p, *, sigma2, eta: float = 0.0, tau: float = 1.
         T2 = _delta_term(s * lam, 2 * p * p * s2 * lam * lam, 2 * s2, 2 * p * s2 * lam, mom,
                          -1.5, -0.5, 1.0)
         loss = np.where(mom[0] * mom[1] > 0, 2.0 * p * (T1 - p * T2), 0.0)
-    return _loss_factor(symmetric) * loss - 2.0 * eta * s
+    return _loss_factor(symmetric) * _clock(s, x) * loss - 2.0 * eta * s
 
 
 def cosine_mode_rhs_mc(s, p, *, sigma2, n_samples: int = 100_000, seed: int = 0,
@@ -218,13 +241,14 @@ def cosine_mode_rhs_mc(s, p, *, sigma2, n_samples: int = 100_000, seed: int = 0,
 
 
 def l2_mode_rhs(s, p, *, sigma2, eta: float = 0.0, tau: float = 1.0,
-                symmetric: bool = False) -> np.ndarray:
+                symmetric: bool = False, x=1.0) -> np.ndarray:
     """L2 loss with a set predictor: Eqn 12 with ``p`` given, exact per mode,
-    ``ds/dt = g 2 p s [tau - (1+sigma2) p] - 2 eta s`` (``g = 2`` symmetrised), evaluated by
-    :func:`dynamics.modes.mode_rhs` (written as ``g`` times Eqn 12 at ``eta / g``)."""
-    g = _loss_factor(symmetric)
-    return g * mode_rhs(np.asarray(p, np.float64), np.asarray(s, np.float64), tau,
-                        alpha_p=1.0, eta=eta / g, sigma2=sigma2)[1]
+    ``ds/dt = g x 2 p s [tau - (1+sigma2) p] - 2 eta s`` (``g = 2`` symmetrised, ``x`` the modes'
+    clocks as in :func:`cosine_mode_rhs`), evaluated by :func:`dynamics.modes.mode_rhs` (Eqn 12
+    without weight decay, times ``g x``, minus ``2 eta s``)."""
+    s = np.asarray(s, np.float64)
+    loss = mode_rhs(np.asarray(p, np.float64), s, tau, alpha_p=1.0, eta=0.0, sigma2=sigma2)[1]
+    return _loss_factor(symmetric) * _clock(s, x) * loss - 2.0 * eta * s
 
 
 #: Per-mode right-hand sides ``f(s, p, *, sigma2, eta, tau, symmetric) -> ds/dt`` by loss name.
@@ -310,9 +334,10 @@ class DirectSetModeTrajectory:
 def integrate_directset_modes(s0, *, loss: str = "cosine", sigma2=0.0, eta: float = 0.0,
                               tau: float = 1.0, directpred: DirectPredConfig = DirectPredConfig(),
                               symmetric: bool = False, t_end: float, method: str = "rk4",
-                              dt: float = 0.01, n_save: int = 201) -> DirectSetModeTrajectory:
+                              dt: float = 0.01, n_save: int = 201, x=1.0) -> DirectSetModeTrajectory:
     """Integrate the per-mode flow ``MODE_RHS[loss]`` with ``p = directset_p(s (1+sigma2))``
-    from ``s(0) = s0`` (1-D, modes) with :func:`dynamics.integrate.integrate`."""
+    from ``s(0) = s0`` (1-D, modes) with :func:`dynamics.integrate.integrate`; ``x`` the modes'
+    clocks (input variance along each mode, 1 for ``X = I``)."""
     rhs_fn = _rhs_of(loss)
     s0 = check_nonnegative("s0", s0)
     if s0.ndim != 1 or s0.size < 1:
@@ -320,10 +345,11 @@ def integrate_directset_modes(s0, *, loss: str = "cosine", sigma2=0.0, eta: floa
     lam = _lam(s0, check_nonnegative("sigma2", sigma2))
     eta = float(check_nonnegative("eta", eta))
     tau = float(check_positive("tau", tau))
+    clock = _clock(s0, x)
 
     def rhs(t: float, s: np.ndarray) -> np.ndarray:
         return rhs_fn(s, directset_p(s * lam, directpred), sigma2=lam - 1.0, eta=eta, tau=tau,
-                      symmetric=symmetric)
+                      symmetric=symmetric, x=clock)
 
     with np.errstate(over="ignore", invalid="ignore"):
         t, S = integrate(rhs, s0, float(t_end), method=method, dt=dt, n_save=n_save,
@@ -332,7 +358,7 @@ def integrate_directset_modes(s0, *, loss: str = "cosine", sigma2=0.0, eta: floa
     E = S * lam
     params = {"loss": loss, "sigma2": np.asarray(lam - 1.0).tolist(), "eta": eta, "tau": tau,
               "symmetric": bool(symmetric), "directpred": asdict(directpred), "method": method,
-              "dt": dt}
+              "dt": dt, "x": np.asarray(clock).tolist()}
     return DirectSetModeTrajectory(t, S, directset_p(E, directpred), E, params)
 
 
