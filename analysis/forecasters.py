@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from dynamics.cosine import integrate_directset_modes, l2_mode_rhs
+from dynamics.cosine import cosine_mode_rhs, integrate_directset_modes, l2_mode_rhs
 from dynamics.exact import fixed_point_branches
 from dynamics.sgd import directset_p
 
@@ -18,7 +18,8 @@ from . import metrics
 from .cutoff import FLOOR, CutoffState, Measured
 from .predict import directset_config
 
-__all__ = ["TIME_GRID", "Forecast", "THEORIES", "BASELINES", "FORECASTERS", "cosine_modes", "l2_modes",
+__all__ = ["TIME_GRID", "CLOCK_RANGE", "Forecast", "THEORIES", "BASELINES", "FORECASTERS", "cosine_modes",
+           "cosine_modes_clocked", "mode_clocks", "l2_modes",
            "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
            "eqn17_aligns", "eqn17_modes", "alignment_rows", "log_rel"]
 
@@ -88,7 +89,7 @@ def _fit_and_run(cut: CutoffState, flow: Callable[[np.ndarray | None, np.ndarray
     return path, {"time_factor_over_a": float(best), "window_fit_dex2": best_err, "time_factor_at_grid_edge": edge}
 
 
-def _directset_flow(cut: CutoffState, loss: str) -> Callable[..., np.ndarray]:
+def _directset_flow(cut: CutoffState, loss: str, x: np.ndarray | float = 1.0) -> Callable[..., np.ndarray]:
     """The per-mode flow of a set predictor (``p = directset_p(s (1 + sigma2))``), from and to
     ``e = s (1 + sigma2)``: the eigenvalues of ``F = W (X + X') W^T``, which is what a run's ``F``
     (the correlation of the online outputs of both views) measures; ``s`` of the theory is the
@@ -98,7 +99,8 @@ def _directset_flow(cut: CutoffState, loss: str) -> Callable[..., np.ndarray]:
     speed in ``log s`` is inversely proportional to it), without weight decay (module docstring). L2: Eqn 12 with ``p`` set is homogeneous of degree 1
     in ``s`` (``p`` depends on ratios only), so ``d log s_m / dt`` depends on the relative
     spectrum alone; it is integrated in ``log s`` (:func:`scipy.integrate.solve_ivp`, LSODA) so
-    that a spectrum shrinking as a whole (the L2 theory's total collapse) never underflows."""
+    that a spectrum shrinking as a whole (the L2 theory's total collapse) never underflows.
+    ``x``: the modes' clocks (:mod:`dynamics.cosine`; 1 = one clock for all)."""
     dp = directset_config(cut.config)
     sym = cut.hp.loss_terms == 2
     lam = 1.0 + cut.sigma2_filled
@@ -107,7 +109,7 @@ def _directset_flow(cut: CutoffState, loss: str) -> Callable[..., np.ndarray]:
         s0 = np.clip(e0, 0.0, None) / lam
         traj = integrate_directset_modes(s0, loss=loss, sigma2=lam - 1.0, eta=0.0, tau=1.0,
                                          directpred=dp, symmetric=sym, t_end=t_end, method="LSODA",
-                                         n_save=257)
+                                         n_save=257, x=x)
         return np.stack([np.interp(t_eval, traj.t, traj.e[:, j]) for j in range(s0.size)], axis=1)
 
     def l2(_p0: Any, e0: np.ndarray, t_end: float, t_eval: np.ndarray) -> np.ndarray:
@@ -119,7 +121,7 @@ def _directset_flow(cut: CutoffState, loss: str) -> Callable[..., np.ndarray]:
         def rate(_t: float, y: np.ndarray) -> np.ndarray:
             rel = np.exp(y - y.max())
             return l2_mode_rhs(rel, directset_p(rel * lam, dp), sigma2=lam - 1.0, eta=cut.hp.eta,
-                               tau=1.0, symmetric=sym) / rel
+                               tau=1.0, symmetric=sym, x=x) / rel
 
         with np.errstate(invalid="ignore", divide="ignore"):
             sol = solve_ivp(rate, (0.0, t_end), y0, method="LSODA", t_eval=np.sort(t_eval), rtol=1e-6, atol=1e-9)
@@ -136,11 +138,53 @@ def _set_only(cut: CutoffState) -> bool:
             and int(pc.get("feature_blocks", 1)) == 1)
 
 
-def cosine_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = False) -> Forecast | None:
+def cosine_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = False,
+                 clocks: np.ndarray | float = 1.0) -> Forecast | None:
+    """The cosine flow from the cutoff (module docstring of :mod:`analysis.scorecard`). ``clocks``:
+    per-mode clocks known a priori (on the linear network, ``u_j^T X u_j``; :mod:`dynamics.cosine`),
+    1 for one clock; a real run has none known (:func:`cosine_modes_clocked` fits them)."""
     if not _set_only(cut):
         return None
-    path, info = _fit_and_run(cut, _directset_flow(cut, "cosine"), (None, cut.s_prev), (None, cut.s),
+    path, info = _fit_and_run(cut, _directset_flow(cut, "cosine", clocks), (None, cut.s_prev), (None, cut.s),
                               nominal=nominal)
+    return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
+
+
+#: Range of the per-mode clocks fitted by :func:`cosine_modes_clocked` (relative to the run's).
+CLOCK_RANGE = (1e-2, 1e2)
+
+
+def mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
+    """Per-mode clocks ``x_m`` (:mod:`dynamics.cosine`, "the modes' clocks") fitted on the window
+    before the cutoff: the measured rate of ``log s_m`` over the window divided by the cosine
+    flow's rate at unit clock (the mean of its rates at the window's two ends), over the theory
+    ``time`` the window spans. Where the two rates disagree in sign, or either is too small to
+    tell (``|rate x time| < 0.05``, a 5 % change), the clock is 1; clipped to :data:`CLOCK_RANGE`."""
+    dp = directset_config(cut.config)
+    lam = 1.0 + cut.sigma2_filled
+    sym = cut.hp.loss_terms == 2
+    ends = [np.clip(v, 0.0, None) / lam for v in (cut.s_prev, cut.s)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flow = np.mean([cosine_mode_rhs(v, directset_p(v * lam, dp), sigma2=lam - 1.0, symmetric=sym) / v
+                        for v in ends], axis=0)
+        meas = (np.log(ends[1]) - np.log(ends[0])) / time
+        x = meas / flow
+    ok = (np.isfinite(x) & (x > 0) & (np.abs(flow * time) >= 0.05) & (np.abs(meas * time) >= 0.05))
+    return np.where(ok, np.clip(x, *CLOCK_RANGE), 1.0)
+
+
+def cosine_modes_clocked(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
+    """:func:`cosine_modes` with one clock per mode (:func:`mode_clocks`), fitted on the window
+    before the cutoff after the run's time factor, then integrated from the cutoff."""
+    if not _set_only(cut):
+        return None
+    _, info = _fit_and_run(cut, _directset_flow(cut, "cosine"), (None, cut.s_prev), (None, cut.s))
+    g = info["time_factor_over_a"]
+    x = mode_clocks(cut, g * cut.hp.a * (cut.step - cut.prev_step))
+    t_eval = g * cut.hp.a * (cut.target_steps - cut.step).astype(np.float64)
+    path = _directset_flow(cut, "cosine", x)(None, cut.s, float(t_eval[-1]), t_eval)
+    info = {**info, "clock_min": float(x.min()), "clock_max": float(x.max()),
+            "clocks_fitted": int(np.sum(x != 1.0))}
     return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
 
 
@@ -210,6 +254,7 @@ def top_k(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
 THEORIES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]] = {
     "cosine_modes": cosine_modes,
     "cosine_modes_nominal": partial(cosine_modes, nominal=True),
+    "cosine_modes_clocked": cosine_modes_clocked,
     "l2_modes": l2_modes,
     "l2_modes_nominal": partial(l2_modes, nominal=True),
     "directset_threshold": directset_threshold,

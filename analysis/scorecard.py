@@ -28,6 +28,11 @@ Forecasters (:data:`FORECASTERS`; ``None`` where one does not apply to a run's p
         same factor and so cannot change the relative spectrum the scorecard compares (with the
         cosine loss the scale is free; THEORY.md section 5); its only effect, a faster flow at a
         smaller scale, is absorbed in the fitted time factor below.
+    ``cosine_modes_clocked`` (set predictors)
+        The same flow with one clock per mode (:func:`analysis.forecasters.mode_clocks`): every
+        per-mode flow runs ``x_m`` times faster, ``x_m`` the input variance along the mode on the
+        linear network (derived and tested in :mod:`dynamics.cosine`), the kernel along it in a
+        deep one; fitted on the window before the cutoff, after the run's time factor.
     ``l2_modes``
         The paper's L2 per-mode dynamics. For set predictors Eqn 12 with ``p`` set by DirectSet
         (:func:`dynamics.cosine.l2_mode_rhs`), integrated. For the trained linear predictor the
@@ -56,7 +61,9 @@ Time axis. The integrating theories run on the run's own time axis: theory time 
 cutoff (the previous snapshot's state, integrated over the window, against the cutoff's measured
 relative spectrum; a log grid of ``k``, :data:`TIME_GRID`). The mapping of :mod:`analysis.hparams`
 gives the nominal ``a``; ``k / a`` is reported, and the ``*_nominal`` variants integrate at ``k =
-a`` itself (the a-priori mapping, no fit).
+a`` itself (the a-priori mapping, no fit). On the linear network the a-priori mapping is exact once
+each mode runs on its own clock (``t = step x lr`` times ``u_j^T X u_j``; tested in
+``tests/test_scorecard.py``): a single fitted ``k`` lands at the dying modes' input variances.
 
 Across runs (:func:`orderings`): over all the runs given (one sweep table, say), the Spearman
 correlation of each forecaster's predicted number of surviving modes and participation ratio of
