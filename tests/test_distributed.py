@@ -42,24 +42,17 @@ def _losses(run: Path) -> list[float]:
             if "loss" in json.loads(x)]
 
 
-def test_two_processes_equal_one_to_float_reordering_and_resume_exactly(tmp_path):
-    """3 steps of DirectPred. Float tolerance is measured, not assumed: the same single-process
-    run with 2 threads (another summation order) sets the envelope. With the global BatchNorm the
-    two-process run stays inside a few times it; with per-process BatchNorm it leaves it by far."""
-    one, one_t2, two, two_local, cut = (tmp_path / n for n in ("one", "one_t2", "two", "two_local", "cut"))
-    for r in (_train(one), _train(one_t2, "train.threads=2"), _train(two, "train.sync_bn=true", procs=2),
-              _train(two_local, procs=2)):
-        assert r.returncode == 0, r.stderr[-3000:]
-    envelope = _max_diff(_state(one), _state(one_t2))
-    assert 0 < envelope < 1e-3
-    assert _max_diff(_state(one), _state(two)) < 5 * envelope
-    assert _losses(two) == pytest.approx(_losses(one), abs=1e-5)
-    assert _max_diff(_state(one), _state(two_local)) > 20 * envelope
+def test_a_torchrun_run_writes_once_and_resumes_exactly(tmp_path):
+    """3 steps of DirectPred on 2 processes with the global BatchNorm: rank 0 alone writes the
+    folder, and a run stopped after step 2 (a checkpoint) and resumed ends on the same weights as
+    the uninterrupted one, bit for bit."""
+    two, cut = tmp_path / "two", tmp_path / "cut"
+    r = _train(two, "train.sync_bn=true", procs=2)
+    assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads((two / "run.json").read_text())
     assert info["processes"] == 2 and info["sync_bn"] is True
     steps = [json.loads(x)["step"] for x in (two / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 3]  # one writer: no line twice (the last is the final line)
-    # stopped after step 2 (a checkpoint), resumed: the same weights as the uninterrupted run
     r = _train(cut, "train.sync_bn=true", procs=2, extra=("--stop-after", "2"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert torch.load(cut / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
@@ -74,17 +67,19 @@ def test_an_indivisible_global_batch_is_refused(tmp_path):
     assert not (tmp_path / "bad" / "config.json").exists()
 
 
-@pytest.mark.parametrize("method", [["method.name=simclr", "predictor.name=identity"],
+@pytest.mark.parametrize("method", [[],
+                                    ["method.name=simclr", "predictor.name=identity"],
                                     ["method.name=swav", "predictor.name=identity", "method.swav_freeze_steps=0"]],
-                         ids=["simclr", "swav"])
-def test_global_negatives_and_sinkhorn_equal_one_process(tmp_path, method):
-    """SimCLR's negatives and SwAV's Sinkhorn sums span the global batch: one step on 2 processes
-    with the global BatchNorm equals one process to a few times the float envelope (another
-    thread count); per-process BatchNorm leaves it by orders of magnitude. One step, because
-    these runs part later by a discrete event, not a fault: at step 2 a ReLU pre-activation in
-    ``layer4`` sits 3e-5 from zero, and a rounding-sized change of the weights flips it (a
+                         ids=["directpred", "simclr", "swav"])
+def test_two_processes_equal_one_to_float_reordering(tmp_path, method):
+    """One step on 2 processes with the global BatchNorm equals one process at the same global
+    batch to a few times the float envelope, measured, not assumed: the same single-process run
+    with 2 threads (another summation order). Per-process BatchNorm leaves it by orders of
+    magnitude. For SimCLR and SwAV this checks that the negatives and Sinkhorn's sums span the
+    global batch. One step, because runs part later by a discrete event, not a fault: a ReLU
+    pre-activation a few 1e-5 from zero flips under a rounding-sized change of the weights (a
     single float64 process flips it too when weight decay is applied in another order), which
-    moves that step's gradient by 1 %."""
+    moves that step's gradient by about 1 % (seen at step 2 to 3 on several methods and machines)."""
     one, one_t2, two, two_local = (tmp_path / n for n in ("one", "one_t2", "two", "two_local"))
     for r in (_train(one, "train.steps=1", *method), _train(one_t2, "train.steps=1", "train.threads=2", *method),
               _train(two, "train.steps=1", "train.sync_bn=true", *method, procs=2),
