@@ -19,7 +19,8 @@ from .cutoff import FLOOR, CutoffState, Measured
 from .predict import directset_config
 
 __all__ = ["TIME_GRID", "CLOCK_RANGE", "Forecast", "THEORIES", "BASELINES", "FORECASTERS", "cosine_modes",
-           "cosine_modes_clocked", "mode_clocks", "l2_modes",
+           "cosine_modes_clocked", "mode_clocks", "linear_mode_clocks", "l2_modes",
+           "l2_modes_clocked", "l2_basin",
            "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
            "eqn17_aligns", "eqn17_modes", "alignment_rows", "log_rel"]
 
@@ -150,62 +151,159 @@ def cosine_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool 
     return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
 
 
-#: Range of the per-mode clocks fitted by :func:`cosine_modes_clocked` (relative to the run's).
-CLOCK_RANGE = (1e-2, 1e2)
+#: Range of the per-mode clocks fitted by the ``*_clocked`` forecasters, as multiples of the
+#: nominal time ``a`` of :mod:`analysis.hparams` (the span of :data:`TIME_GRID`).
+CLOCK_RANGE = (float(TIME_GRID[0]), float(TIME_GRID[-1]))
+
+
+def _clocks_from_window(ends: list[np.ndarray], loss_rates: np.ndarray, time: float,
+                        decay: float = 0.0) -> np.ndarray:
+    """Per-mode clocks from the window before the cutoff: the measured rate of ``log s_m``
+    between the two ``ends`` (plus the weight-decay ``decay`` rate the flow adds at every clock)
+    divided by the loss part of the flow's rate at unit clock (``loss_rates``, the mean of the
+    two ends). Where the two disagree in sign, or either is too small to tell (a change below
+    5 % over the window), the mode gets the median of the clocks found (1 if none is);
+    clipped to :data:`CLOCK_RANGE`."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        meas = (np.log(ends[1]) - np.log(ends[0])) / time + decay
+        x = meas / loss_rates
+    ok = (np.isfinite(x) & (x > 0) & (np.abs(loss_rates * time) >= 0.05) & (np.abs(meas * time) >= 0.05))
+    fallback = float(np.median(x[ok])) if ok.any() else 1.0
+    return np.clip(np.where(ok, x, fallback), *CLOCK_RANGE)
 
 
 def mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
-    """Per-mode clocks ``x_m`` (:mod:`dynamics.cosine`, "the modes' clocks") fitted on the window
-    before the cutoff: the measured rate of ``log s_m`` over the window divided by the cosine
-    flow's rate at unit clock (the mean of its rates at the window's two ends), over the theory
-    ``time`` the window spans. Where the two rates disagree in sign, or either is too small to
-    tell (``|rate x time| < 0.05``, a 5 % change), the clock is 1; clipped to :data:`CLOCK_RANGE`."""
+    """Per-mode clocks ``x_m`` (:mod:`dynamics.cosine`, "the modes' clocks") of the cosine flow
+    of a set predictor, fitted on the window before the cutoff (:func:`_clocks_from_window`)
+    over the theory ``time`` the window spans."""
     dp = directset_config(cut.config)
     lam = 1.0 + cut.sigma2_filled
     sym = cut.hp.loss_terms == 2
     ends = [np.clip(v, 0.0, None) / lam for v in (cut.s_prev, cut.s)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        flow = np.mean([cosine_mode_rhs(v, directset_p(v * lam, dp), sigma2=lam - 1.0, symmetric=sym) / v
-                        for v in ends], axis=0)
-        meas = (np.log(ends[1]) - np.log(ends[0])) / time
-        x = meas / flow
-    ok = (np.isfinite(x) & (x > 0) & (np.abs(flow * time) >= 0.05) & (np.abs(meas * time) >= 0.05))
-    return np.where(ok, np.clip(x, *CLOCK_RANGE), 1.0)
+        rates = np.mean([cosine_mode_rhs(v, directset_p(v * lam, dp), sigma2=lam - 1.0, symmetric=sym) / v
+                         for v in ends], axis=0)
+    return _clocks_from_window(ends, rates, time)
+
+
+def linear_mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
+    """Per-mode clocks of Eqns 11-12 for a trained linear predictor (units of
+    :func:`_linear_units`): the loss part of ``d log s_m / dt`` is ``2 p_m (1 - lam_m p_m)``, the
+    weight decay adds ``-2 eta`` (:func:`_clocks_from_window`)."""
+    lam = 1.0 + cut.sigma2_filled
+    c_p, _ = _linear_units(cut)
+    rates = np.mean([2.0 * p * c_p * (1.0 - lam * p * c_p) for p in (cut.p_prev, cut.p)], axis=0)
+    ends = [np.clip(v, 0.0, None) for v in (cut.s_prev, cut.s)]
+    return _clocks_from_window(ends, rates, time, decay=2.0 * cut.hp.eta)
 
 
 def cosine_modes_clocked(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
     """:func:`cosine_modes` with one clock per mode (:func:`mode_clocks`), fitted on the window
-    before the cutoff after the run's time factor, then integrated from the cutoff."""
+    before the cutoff (:func:`_clocked`), then integrated from the cutoff."""
     if not _set_only(cut):
         return None
-    _, info = _fit_and_run(cut, _directset_flow(cut, "cosine"), (None, cut.s_prev), (None, cut.s))
-    g = info["time_factor_over_a"]
-    x = mode_clocks(cut, g * cut.hp.a * (cut.step - cut.prev_step))
-    t_eval = g * cut.hp.a * (cut.target_steps - cut.step).astype(np.float64)
-    path = _directset_flow(cut, "cosine", x)(None, cut.s, float(t_eval[-1]), t_eval)
-    info = {**info, "clock_min": float(x.min()), "clock_max": float(x.max()),
-            "clocks_fitted": int(np.sum(x != 1.0))}
+    return _clocked(cut, lambda x: _directset_flow(cut, "cosine", x), mode_clocks, None)
+
+
+def _clocked(cut: CutoffState, flow_of: Callable[[np.ndarray], Callable[..., np.ndarray]],
+             clocks_of: Callable[[CutoffState, float], np.ndarray], p: np.ndarray | None) -> Forecast:
+    """Per-mode clocks fitted on the window before the cutoff at the nominal time (the clocks
+    absorb the run's time factor), then the flow integrated from the cutoff."""
+    a = cut.hp.a
+    x = clocks_of(cut, a * (cut.step - cut.prev_step))
+    t_eval = a * (cut.target_steps - cut.step).astype(np.float64)
+    path = flow_of(x)(p, cut.s, float(t_eval[-1]), t_eval)
+    info = {"clock_min": float(x.min()), "clock_median": float(np.median(x)), "clock_max": float(x.max())}
     return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
 
 
-def l2_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = False) -> Forecast | None:
-    """Set predictors: Eqn 12 with ``p`` set, integrated. Trained linear predictor: the fixed
-    points of Eqns 11-16 with the basin rule -- mode ``j`` survives iff ``eta < eta_c(sigma2_j)``
-    and its cutoff ``p_j`` lies above the unstable branch ``p*_-``, with ``p`` scaled so that the
-    top mode's ``p`` equals its ``p*_+`` (the cosine loss leaves the scale of ``Wp`` free). No
-    path: Eqns 11-13 integrated from the measured ``(p, s)`` diverge (measured ``sigma2`` up to
-    ~60 makes them stiff at every time factor tried)."""
+def l2_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = False,
+             clocks: np.ndarray | float = 1.0) -> Forecast | None:
+    """Set predictors: Eqn 12 with ``p`` set, integrated. Trained linear predictor: Eqns 11-12
+    integrated from the cutoff's measured ``(p, s)`` (:func:`_linear_flow`; its fixed points and
+    basins alone are :func:`l2_basin`)."""
     if _set_only(cut):
-        path, info = _fit_and_run(cut, _directset_flow(cut, "l2"), (None, cut.s_prev), (None, cut.s),
+        path, info = _fit_and_run(cut, _directset_flow(cut, "l2", clocks), (None, cut.s_prev), (None, cut.s),
                                   nominal=nominal)
         return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
-    if cut.predictor != "linear" or cut.p is None or nominal:
+    if cut.predictor != "linear" or cut.p is None or cut.p_prev is None:
+        return None
+    path, info = _fit_and_run(cut, _linear_flow(cut, clocks), (cut.p_prev, cut.s_prev), (cut.p, cut.s),
+                              nominal=nominal)
+    info["eta"] = cut.hp.eta
+    return Forecast(_fates_of(path, float(path[0].max()), cut.tol), path, path[-1], info)
+
+
+def l2_modes_clocked(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
+    """Trained linear predictor: :func:`l2_modes` with one clock per mode
+    (:func:`linear_mode_clocks`), fitted on the window before the cutoff (:func:`_clocked`)."""
+    if _set_only(cut) or cut.predictor != "linear" or cut.p is None or cut.p_prev is None:
+        return None
+    return _clocked(cut, lambda x: _linear_flow(cut, x), linear_mode_clocks, cut.p)
+
+
+def l2_basin(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
+    """Trained linear predictor: the fixed points of Eqns 11-16 with the basin rule -- mode ``j``
+    survives iff ``eta < eta_c(sigma2_j)`` and its cutoff ``p_j`` lies above the unstable branch
+    ``p*_-`` (units of :func:`_linear_units`); fates and ranks, no path (t -> infinity)."""
+    if cut.predictor != "linear" or cut.p is None:
         return None
     p_minus, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
-    p = cut.p * (p_plus[0] / cut.p[0]) if cut.p[0] > 0 and np.isfinite(p_plus[0]) else cut.p
+    p = cut.p * _linear_units(cut)[0]
     fates = np.isfinite(p_plus) & (p > np.nan_to_num(p_minus, nan=np.inf))
     rank = np.where(fates, np.nan_to_num(p_plus) ** 2, -1.0 + np.tanh(p))
     return Forecast(fates=fates, rank_score=rank, info={"eta": cut.hp.eta})
+
+
+def _linear_units(cut: CutoffState) -> tuple[float, float]:
+    """Factors ``(c_p, c_s)`` that put a trained linear predictor's measured ``p`` and the
+    cross-view ``s`` into the units of Eqns 11-16. An L2-loss run (``method.loss = l2``) is in
+    them already (1, 1). Under the cosine loss the scales are free; the top mode is placed at its
+    stable fixed point: ``p`` scaled so that its ``p`` is ``p*_+`` (Eqn 16), ``s`` so that it
+    sits on the parabola ``s = p^2 / alpha_p`` (Eqn 14 with ``c = 0``)."""
+    if cut.config.get("method", {}).get("loss", "cosine") == "l2" or cut.p is None or cut.p[0] <= 0:
+        return 1.0, 1.0
+    _, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
+    if not np.isfinite(p_plus[0]):
+        return 1.0, 1.0
+    c_p = float(p_plus[0] / cut.p[0])
+    s_top = float(cut.s[0] / (1.0 + cut.sigma2_filled[0]))
+    return c_p, float((cut.p[0] * c_p) ** 2 / cut.hp.alpha_p / s_top) if s_top > 0 else 1.0
+
+
+def _linear_flow(cut: CutoffState, x: np.ndarray | float = 1.0) -> Callable[..., np.ndarray]:
+    """Eqns 11-12 per mode (``tau = 1``: SimSiam, or BYOL's EMA at its fixed point) for a trained
+    linear predictor, from and to ``e = s (1 + sigma2)`` (as :func:`_directset_flow`), with ``p``
+    the predictor's eigenvalue along the mode, in the units of :func:`_linear_units`. Integrated
+    in ``(p, log s)`` (LSODA): ``d log s / dt = 2 [x p (1 - lam p) - eta]`` is bounded, so the
+    stiff modes (measured ``sigma2`` up to ~60) neither overflow nor underflow. ``x``: the modes'
+    clocks (:mod:`dynamics.cosine`; they multiply the loss part of ``d log s`` only)."""
+    from scipy.integrate import solve_ivp
+
+    lam = 1.0 + cut.sigma2_filled
+    c_p, c_s = _linear_units(cut)
+    alpha_p, eta = cut.hp.alpha_p, cut.hp.eta
+    d = lam.size
+    clock = np.broadcast_to(np.asarray(x, np.float64), lam.shape)
+
+    def flow(p0: np.ndarray, e0: np.ndarray, t_end: float, t_eval: np.ndarray) -> np.ndarray:
+        s0 = np.clip(e0, 0.0, None) / lam * c_s
+        y0 = np.concatenate([np.asarray(p0, np.float64) * c_p,
+                             np.log(np.maximum(s0, FLOOR * max(float(np.max(s0)), 1e-300)))])
+
+        def rate(_t: float, y: np.ndarray) -> np.ndarray:
+            p, s = y[:d], np.exp(y[d:])
+            g = 1.0 - lam * p
+            return np.concatenate([alpha_p * s * g - eta * p, 2.0 * (clock * p * g - eta)])
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            sol = solve_ivp(rate, (0.0, t_end), y0, method="LSODA", t_eval=np.sort(t_eval),
+                            rtol=1e-6, atol=1e-9)
+        if not sol.success or not np.all(np.isfinite(sol.y)):
+            raise FloatingPointError(sol.message)
+        return np.exp(sol.y[d:].T) * lam / c_s
+
+    return flow
 
 
 def _ab(cut: CutoffState) -> tuple[np.ndarray, np.ndarray]:
@@ -257,6 +355,8 @@ THEORIES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]]
     "cosine_modes_clocked": cosine_modes_clocked,
     "l2_modes": l2_modes,
     "l2_modes_nominal": partial(l2_modes, nominal=True),
+    "l2_modes_clocked": l2_modes_clocked,
+    "l2_basin": l2_basin,
     "directset_threshold": directset_threshold,
     "stepwise": stepwise,
 }

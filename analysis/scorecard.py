@@ -35,8 +35,13 @@ Forecasters (:data:`FORECASTERS`; ``None`` where one does not apply to a run's p
         deep one; fitted on the window before the cutoff, after the run's time factor.
     ``l2_modes``
         The paper's L2 per-mode dynamics. For set predictors Eqn 12 with ``p`` set by DirectSet
-        (:func:`dynamics.cosine.l2_mode_rhs`), integrated. For the trained linear predictor the
-        fixed points of Eqn 16 with the basin rule (:func:`l2_modes`; fates and ranks, no path).
+        (:func:`dynamics.cosine.l2_mode_rhs`), integrated. For the trained linear predictor
+        Eqns 11-12 (``tau = 1``) integrated from the cutoff's ``(p_j, s_j)`` in ``(p, log s)``;
+        under the cosine loss ``p`` and ``s`` are first put in the theory's units by placing the
+        top mode at its stable fixed point (``p*_+``, on the parabola ``s = p^2 / alpha_p``).
+    ``l2_basin`` (trained linear predictor)
+        The fixed points of Eqn 16 with the basin rule: mode ``j`` survives iff ``eta <
+        eta_c(sigma2_j)`` and its cutoff ``p_j`` lies above ``p*_-`` (fates and ranks, no path).
     ``directset_threshold`` (every predictor; Wang et al. 2021)
         Feature ``k`` survives iff ``a_k^2 >= 4 eta (a_k + b_k)``, with the cross-view moment
         ``a_k`` and the augmentation moment ``b_k = same_k - cross_k`` along ``u_k``, both
