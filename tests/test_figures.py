@@ -208,3 +208,27 @@ def test_align_uniform_paths_average_seeds_at_common_steps(tmp_path):
     np.testing.assert_allclose(a["align"], [0.5, 0.3])
     np.testing.assert_allclose(a["uniform"], [-2.0, -1.5])
     np.testing.assert_allclose(a["effective_rank"], [4.0, 8.0])
+
+
+def test_align_uniform_ends_come_from_every_finished_seeds_summary(tmp_path):
+    """The ends need no trajectory: a fresh clone has the summaries, not the spectra logs."""
+    import json
+
+    import numpy as np
+
+    from figures.fig_align_uniform import setting_ends, setting_paths
+
+    ends = {"a/seed0": (0.1, -2.0, 10.0), "a/seed1": (0.3, -1.0, 6.0), "b/seed0": None}
+    for run, end in ends.items():
+        (tmp_path / run).mkdir(parents=True)
+        summary = {} if end is None else {"spectra": dict(zip(("align", "uniform", "effective_rank"), end))}
+        (tmp_path / run / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "a/seed0/spectra.jsonl").write_text(json.dumps(
+        {"step": 0, "align": 0.0, "uniform": 0.0, "effective_rank": 1.0}) + "\n")
+    (tmp_path / "sweep.json").write_text(json.dumps({"name": "t", "tables": [{"settings": [
+        {"label": "A", "runs": ["a/seed0", "a/seed1"]}, {"label": "B", "runs": ["b/seed0"]}]}]}))
+    got = setting_ends(tmp_path)
+    assert list(got) == ["A"]  # B's summary has no spectra
+    np.testing.assert_allclose(got["A"]["align"], [0.1, 0.3])
+    np.testing.assert_allclose(got["A"]["effective_rank"], [10.0, 6.0])
+    assert int(setting_paths(tmp_path)["A"]["n_seeds"]) == 1
