@@ -59,11 +59,12 @@ gpu-check:
 
 .PHONY: orderings-cpu
 # DirectPred's eps, EMA and weight decay swept at the CPU recipe with 4096-pair probes (30 runs,
-# resumable), then one scorecard per sweep: the orderings of the final number of surviving modes
+# resumable; a fresh clone has the summaries, not the snapshots, so those runs train again), then
+# one scorecard per sweep: the orderings of the final number of surviving modes
 # and participation ratio across the sweep's runs (the recipe's runs belong to each sweep).
 ORD_OUT ?= figures/out/sweeps/orderings_cpu
 orderings-cpu:
-	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/orderings_cpu.toml --out $(ORD_OUT) --jobs 2
+	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/orderings_cpu.toml --out $(ORD_OUT) --jobs 2 --rerun-without-spectra
 	for knob in eps ema optim.weight_decay; do \
 	  $(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(ORD_OUT)/base/seed*)) \
 	    $$(for d in $(ORD_OUT)/$$knob=*/seed*; do [ -f $$d/summary.json ] && echo $$d; done) \
