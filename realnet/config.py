@@ -362,7 +362,10 @@ def inert_keys(cfg: TrainConfig) -> list[str]:
         out.append("method.temperature")
     if m != "swav":
         out += [f"method.{k}" for k in ("swav_prototypes", "swav_epsilon", "swav_iterations",
-                                        "swav_freeze_steps")]
+                                        "swav_freeze_steps", "swav_small_crops", "swav_small_size",
+                                        "swav_small_scale")]
+    elif not cfg.method.swav_small_crops:
+        out += ["method.swav_small_size", "method.swav_small_scale"]
     return sorted(set(out))
 
 

@@ -210,13 +210,13 @@ def any_rank(flag: bool, device: torch.device) -> bool:
 
 class LossModule(nn.Module):
     """The SSL model's loss as one module, so that DDP sees the whole forward pass:
-    ``forward(x1, x2) -> (loss, z_online, z_target)`` with the run's objective
-    (:func:`realnet.model.build_objective`)."""
+    ``forward(x1, x2, *small) -> (loss, z_online, z_target)`` with the run's objective
+    (:func:`realnet.model.build_objective`; ``small``: SwAV's small crops)."""
 
     def __init__(self, model: nn.Module, objective) -> None:
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
-        out = self.objective(self.model, x1, x2)
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, *small: torch.Tensor):
+        out = self.objective(self.model, x1, x2, *small)
         return out.loss, out.z_online, out.z_target

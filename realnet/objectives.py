@@ -12,7 +12,8 @@
   gradient; uniform marginals over the prototypes and the batch), and the swapped prediction
   loss :func:`swav_loss`, ``-1/2 sum (q_2 log softmax(scores_1 / T) + q_1 log softmax(scores_2 / T))``,
   ``T = 0.1``; the prototypes do not learn during the first ``method.swav_freeze_steps`` steps.
-  Two views (multi-crop is not implemented).
+  Multi-crop (``method.swav_small_crops``): extra small views are predicted from the two
+  full-size views' codes and never give codes themselves, :func:`swav_multicrop_loss`.
 
 Both go through each view's forward pass on its own, like BYOL here (BatchNorm statistics per
 view; SimCLR's reference code normalises the two views together), and run without a predictor
@@ -31,7 +32,7 @@ from torch import nn
 
 from .losses import at_least_float32
 
-__all__ = ["nt_xent", "sinkhorn", "swav_loss", "Prototypes", "gather_with_grad",
+__all__ = ["nt_xent", "sinkhorn", "swav_loss", "swav_multicrop_loss", "Prototypes", "gather_with_grad",
            "simclr_step_loss", "swav_step_loss"]
 
 
@@ -114,6 +115,21 @@ def swav_loss(scores1: torch.Tensor, scores2: torch.Tensor, q1: torch.Tensor, q2
     return -0.5 * ((q2 * ls1).sum(dim=1).mean() + (q1 * ls2).sum(dim=1).mean())
 
 
+def swav_multicrop_loss(scores: list[torch.Tensor], codes: list[torch.Tensor],
+                        temperature: float = 0.1) -> torch.Tensor:
+    """SwAV's swapped prediction over ``V`` views of which the first ``len(codes)`` (the full-size
+    ones) have codes: ``mean_i mean_{v != i} [-mean_b sum_k q_i,bk log softmax(scores_v,b / T)_k]``,
+    ``i`` over the coded views, ``v`` over all views (Caron et al. 2020, Eqn 1 with multi-crop).
+    With two views and two codes it is :func:`swav_loss`."""
+    if not 1 <= len(codes) <= len(scores) or len(scores) < 2:
+        raise ValueError(f"swav_multicrop_loss: need 2 or more views and 1 to {len(scores)} codes, "
+                         f"got {len(scores)} views and {len(codes)} codes")
+    logp = [F.log_softmax(at_least_float32(s) / temperature, dim=1) for s in scores]
+    terms = [-(q * logp[v]).sum(dim=1).mean() for i, q in enumerate(codes)
+             for v in range(len(scores)) if v != i]
+    return torch.stack(terms).mean()
+
+
 class Prototypes(nn.Module):
     """SwAV's ``K`` prototypes: a bias-free ``Linear(d, K)`` whose rows are L2-normalised in
     place before every step (:meth:`normalize_`)."""
@@ -146,12 +162,17 @@ def simclr_step_loss(model, x1: torch.Tensor, x2: torch.Tensor, temperature: flo
     return _Out(loss, z, z)
 
 
-def swav_step_loss(model, x1: torch.Tensor, x2: torch.Tensor, temperature: float,
-                   epsilon: float, iterations: int) -> _Out:
-    """SwAV's loss of one step (two views)."""
+def swav_step_loss(model, x1: torch.Tensor, x2: torch.Tensor, *small: torch.Tensor,
+                   temperature: float, epsilon: float, iterations: int) -> _Out:
+    """SwAV's loss of one step: two full-size views, and the small crops of multi-crop if any
+    (each view through the network on its own, as every method here)."""
     z1, z2 = model.online(x1), model.online(x2)
     s1, s2 = model.prototypes(z1), model.prototypes(z2)
     q1, q2 = sinkhorn(s1.detach(), epsilon, iterations), sinkhorn(s2.detach(), epsilon, iterations)
-    loss = swav_loss(s1, s2, q1, q2, temperature)
+    if small:
+        loss = swav_multicrop_loss([s1, s2, *(model.prototypes(model.online(x)) for x in small)],
+                                   [q1, q2], temperature)
+    else:
+        loss = swav_loss(s1, s2, q1, q2, temperature)
     z = at_least_float32(torch.stack([z1.detach(), z2.detach()]))
     return _Out(loss, z, z)

@@ -13,7 +13,7 @@ from .backbones import all_archs
 from .models import ARCHS as OWN_ARCHS, STEMS
 from .norms import HEAD_NORMS, TRUNK_NORMS
 from .optim import LR_SCHEDULES
-from .ranges import check_fields, fail, flag, integer, knob, number, one_of
+from .ranges import check_fields, fail, flag, integer, knob, number, one_of, ordered_pair
 
 __all__ = ["DataConfig", "ModelConfig", "MethodConfig", "LoopConfig", "EvalConfig", "LogConfig",
            "METHODS", "EMA_SCHEDULES"]
@@ -73,7 +73,10 @@ class MethodConfig:
     and SwAV (prototypes, Sinkhorn codes, swapped prediction) as the contrastive and clustering
     references (:mod:`realnet.objectives`; they take ``predictor.name = identity`` and use
     ``temperature`` (default 0.5 for SimCLR, 0.1 for SwAV), and SwAV ``swav_prototypes``,
-    ``swav_epsilon``, ``swav_iterations`` and ``swav_freeze_steps``).
+    ``swav_epsilon``, ``swav_iterations`` and ``swav_freeze_steps``). SwAV's multi-crop:
+    ``swav_small_crops`` extra views of ``swav_small_size`` px (0: ``image_size * 96 / 224``, SwAV's
+    ImageNet ratio, at least 8) cropped at area ``swav_small_scale``; the two full-size views keep
+    ``augment.crop_scale``, and only they get codes (:func:`realnet.objectives.swav_multicrop_loss`).
 
     ``target_init_copy``: the EMA target starts as a copy of the online network (BYOL); false
     gives it its own random initialisation, as in the paper's public code. ``stop_grad=false``
@@ -93,6 +96,9 @@ class MethodConfig:
     swav_epsilon: float = knob(0.05, number(0.0, 10.0, lo_open=True))
     swav_iterations: int = knob(3, integer(1, 1000))
     swav_freeze_steps: int = knob(313, integer(0))
+    swav_small_crops: int = knob(0, integer(0, 16))
+    swav_small_size: int = knob(0, integer(0))
+    swav_small_scale: tuple[float, float] = knob((0.05, 0.14), ordered_pair(0.0, 1.0))
 
     @property
     def tau(self) -> float:
@@ -101,8 +107,15 @@ class MethodConfig:
             return self.temperature
         return 0.1 if self.name == "swav" else 0.5
 
+    def small_size(self, image_size: int) -> int:
+        """The side of SwAV's small crops for views of ``image_size`` px."""
+        return self.swav_small_size or max(8, round(image_size * 96 / 224))
+
     def validate(self) -> None:
         check_fields(self, "method.")
+        if self.swav_small_crops and self.name != "swav":
+            fail("method.swav_small_crops", self.swav_small_crops,
+                 f"0 with method.name={self.name!r} (multi-crop is SwAV's; set method.name='swav')")
         if not self.stop_grad and self.name != "simsiam":
             fail("method.stop_grad", self.stop_grad,
                   "true with method.name='byol' (its EMA target is not trained, so there is no "

@@ -4,7 +4,7 @@ the trainer runs and :mod:`realnet.tools.bench` times) and :func:`build_train_st
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -109,38 +109,42 @@ class TrainStep:
     shard: Shard | None = None  # data-parallel: this rank (realnet.distributed)
     ddp: torch.nn.Module | None = None  # data-parallel: DDP over the LossModule of ``model``
     freeze_prototypes_steps: int = 0  # SwAV: the prototypes do not learn before this step
+    small_augment: GPUAugment | None = None  # SwAV's multi-crop: the small crops' augmentation
+    small_crops: int = 0  # ... and how many per image
 
-    def views(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views of ``batch`` (channels_last when the runtime asks for it);
-        data-parallel, ``batch`` is this rank's share and the views are its rows of the global
-        batch's views."""
+    def views(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The two augmented views of ``batch``, then SwAV's ``small_crops`` small ones if any,
+        drawn after them from the same generator (so a run without them draws what it always
+        drew); channels_last when the runtime asks for it. Data-parallel, ``batch`` is this
+        rank's share and the views are its rows of the global batch's views."""
         of = None if self.shard is None else (self.shard.rows(len(batch) * self.shard.world)[0],
                                               len(batch) * self.shard.world)
-        x1, x2 = self.augment(batch, self.generator, of=of), self.augment(batch, self.generator, of=of)
+        xs = [self.augment(batch, self.generator, of=of), self.augment(batch, self.generator, of=of)]
+        xs += [self.small_augment(batch, self.generator, of=of) for _ in range(self.small_crops)]
         if self.runtime.channels_last:
-            x1 = x1.contiguous(memory_format=torch.channels_last)
-            x2 = x2.contiguous(memory_format=torch.channels_last)
-        return x1, x2
+            xs = [x.contiguous(memory_format=torch.channels_last) for x in xs]
+        return tuple(xs)
 
     def __call__(self, batch: torch.Tensor, k: int, lr_mult: float, momentum: float,
                  losses: list[torch.Tensor] | None = None) -> torch.Tensor:
-        x1, x2 = self.views(batch)
-        return self.update(x1, x2, k, lr_mult, momentum, losses)
+        x1, x2, *small = self.views(batch)
+        return self.update(x1, x2, k, lr_mult, momentum, losses, small=small)
 
     def update(self, x1: torch.Tensor, x2: torch.Tensor, k: int, lr_mult: float,
-               momentum: float, losses: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """The model side of the step from two ready views (forward, loss, backward, observe,
-        optimiser step, predictor setting, EMA); the conventional baseline
-        (:mod:`realnet.tools.baseline`) feeds it views from a DataLoader."""
+               momentum: float, losses: list[torch.Tensor] | None = None,
+               small: list[torch.Tensor] | tuple[torch.Tensor, ...] = ()) -> torch.Tensor:
+        """The model side of the step from two ready views (and SwAV's ``small`` crops): forward,
+        loss, backward, observe, optimiser step, predictor setting, EMA; the conventional
+        baseline (:mod:`realnet.tools.baseline`) feeds it views from a DataLoader."""
         model, optimizer, rt = self.model, self.optimizer, self.runtime
         if model.prototypes is not None:
             model.prototypes.normalize_()  # SwAV: unit prototypes at every step
         with torch.autocast(device_type=rt.device.type, dtype=torch.bfloat16, enabled=rt.bf16):
             if self.ddp is None:
-                out = self.objective(model, x1, x2)
+                out = self.objective(model, x1, x2, *small)
                 full, z_online, z_target = out.loss, out.z_online, out.z_target
             else:
-                full, z_online, z_target = self.ddp(x1, x2)
+                full, z_online, z_target = self.ddp(x1, x2, *small)
         loss = full.detach() if self.shard is None else mean_over_ranks(full)
         if losses is not None:
             losses.append(loss)
@@ -167,7 +171,13 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
     ``cfg.seed``) of a run, assembled into its :class:`TrainStep`. ``torch.compile`` is not
     applied here: call ``step.model.compile_encoders()`` when ``rt.compile`` (the trainer does so
     after restoring a checkpoint). ``backbone``: the trunk's factory (default: ``cfg.model``'s)."""
-    augment = GPUAugment(cfg.augment_config(spec.channels), spec, out_size=cfg.data.image_size)
+    aug_cfg = cfg.augment_config(spec.channels)
+    augment = GPUAugment(aug_cfg, spec, out_size=cfg.data.image_size)
+    m = cfg.method
+    small = None
+    if m.name == "swav" and m.swav_small_crops:  # small crops: their own area range, blur kernel auto
+        small = GPUAugment(replace(aug_cfg, crop_scale=m.swav_small_scale, blur_kernel=0), spec,
+                           out_size=m.small_size(augment.out_size))
     model = build_ssl_model(cfg, spec, backbone).to(rt.device)
     if shard is not None and cfg.train.sync_bn:
         convert_global_bn(model)
@@ -185,4 +195,5 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
             LossModule(model, objective),
             device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     return TrainStep(model, optimizer, augment, generator, objective, rt, shard=shard, ddp=ddp,
-                     freeze_prototypes_steps=cfg.method.swav_freeze_steps if cfg.method.name == "swav" else 0)
+                     freeze_prototypes_steps=m.swav_freeze_steps if m.name == "swav" else 0,
+                     small_augment=small, small_crops=m.swav_small_crops if small is not None else 0)

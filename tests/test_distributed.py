@@ -69,8 +69,10 @@ def test_an_indivisible_global_batch_is_refused(tmp_path):
 
 @pytest.mark.parametrize("method", [[],
                                     ["method.name=simclr", "predictor.name=identity"],
-                                    ["method.name=swav", "predictor.name=identity", "method.swav_freeze_steps=0"]],
-                         ids=["directpred", "simclr", "swav"])
+                                    ["method.name=swav", "predictor.name=identity", "method.swav_freeze_steps=0"],
+                                    ["method.name=swav", "predictor.name=identity", "method.swav_freeze_steps=0",
+                                     "method.swav_small_crops=2"]],
+                         ids=["directpred", "simclr", "swav", "swav_multicrop"])
 def test_two_processes_equal_one_to_float_reordering(tmp_path, method):
     """One step on 2 processes with the global BatchNorm equals one process at the same global
     batch to a few times the float envelope, measured, not assumed: the same single-process run

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from realnet.config import load_config
-from realnet.objectives import nt_xent, sinkhorn, swav_loss
+from realnet.objectives import nt_xent, sinkhorn, swav_loss, swav_multicrop_loss
 from realnet.train import train
 
 
@@ -80,6 +80,32 @@ def test_swav_loss_equals_brute_force():
     assert swav_loss(s1, s2, q1, q2, t).item() == pytest.approx(brute.item(), rel=1e-12)
 
 
+def test_swav_multicrop_loss_equals_brute_force_and_the_two_view_loss():
+    """4 views, codes from the first two: every coded view predicted by each of the other three."""
+    g = torch.Generator().manual_seed(3)
+    scores = [torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    codes = [sinkhorn(scores[0].detach()), sinkhorn(scores[1].detach())]
+    t = 0.1
+    brute, n = 0.0, 0
+    for i, q in enumerate(codes):
+        for v in range(4):
+            if v == i:
+                continue
+            n += 1
+            for b in range(5):
+                for k in range(4):
+                    brute = brute - q[b, k] * torch.log(torch.softmax(scores[v][b] / t, 0)[k]) / 5
+    brute = brute / n
+    fast = swav_multicrop_loss(scores, codes, t)
+    assert n == 6 and fast.item() == pytest.approx(brute.item(), rel=1e-12)
+    for a, b in zip(torch.autograd.grad(fast, scores), torch.autograd.grad(brute, scores)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    two = swav_multicrop_loss(scores[:2], codes, t)
+    assert two.item() == pytest.approx(swav_loss(scores[0], scores[1], codes[0], codes[1], t).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="2 or more views"):
+        swav_multicrop_loss(scores[:1], codes[:1])
+
+
 FAST = ["train.steps=8", "log.every=4", "log.spectra_every=4", "log.checkpoint_every=4",
         "log.probe_size=64", "eval.probe_epochs=2", "eval.knn_k=5", "data.ssl_limit=256",
         "data.train_limit=200", "data.test_limit=100", "train.batch_size=32",
@@ -117,6 +143,34 @@ def test_swav_prototypes_stay_frozen_then_learn(tmp_path):
         if k < 2:  # frozen: only the per-step renormalisation touches them (and they are unit rows)
             torch.testing.assert_close(w, w0, rtol=0, atol=1e-7)
     assert (w - w0).abs().max() > 1e-5
+
+
+def test_swav_multicrop_adds_small_views_after_the_two_it_always_drew(tmp_path):
+    """With 2 small crops a step sees 4 views, the small ones at their own size; the two full-size
+    views are the ones a run without multi-crop draws (same generator stream); the run trains;
+    and multi-crop with another method is refused by name."""
+    from realnet.data import load_run_data
+    from realnet.runtime import resolve_runtime
+    from realnet.train import BatchOrder, build_train_step
+
+    base = FAST + ["method.name=swav", "method.swav_prototypes=10", "train.bf16=false",
+                   "train.channels_last=false"]
+    cfg = load_config("digits", base + ["method.swav_small_crops=2", "method.swav_small_size=6"])
+    cfg0 = load_config("digits", base)
+    rt = resolve_runtime(cfg)
+    data = load_run_data(cfg, rt.device)
+    batch = data.ssl.batch(BatchOrder(len(data.ssl), 32, 0), 0)
+    views = build_train_step(cfg, data.spec, rt).views(batch)
+    plain = build_train_step(cfg0, data.spec, rt).views(batch)
+    assert [tuple(v.shape[-2:]) for v in views] == [(8, 8), (8, 8), (6, 6), (6, 6)]
+    assert len(plain) == 2 and all(torch.equal(a, b) for a, b in zip(views, plain))
+    assert not torch.equal(views[2], views[3])
+    res = train(cfg, tmp_path / "mc", quiet=True)
+    assert np.isfinite(res["linear_top1"]) and np.isfinite(res["spectra"]["uniform"])
+    assert cfg.method.small_size(32) == 6  # set; auto: SwAV's 96/224 of the view, at least 8
+    assert cfg0.method.small_size(32) == 14 and cfg0.method.small_size(20) == 9 and cfg0.method.small_size(8) == 8
+    with pytest.raises(ValueError, match="method.swav_small_crops=2 is invalid: allowed 0 with method.name='byol'"):
+        load_config("digits", ["method.swav_small_crops=2"])
 
 
 def test_groupnorm_ws_variant_holds_no_batch_statistics():
