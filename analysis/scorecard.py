@@ -71,7 +71,7 @@ each mode runs on its own clock (``t = step x lr`` times ``u_j^T X u_j``; tested
 ``tests/test_scorecard.py``): a single fitted ``k`` lands at the dying modes' input variances.
 
 Across runs (:func:`orderings`): over all the runs given (one sweep table, say), the Spearman
-correlation of each forecaster's predicted number of surviving modes and participation ratio of
+correlation of each forecaster's predicted number of surviving modes, participation ratio and RankMe of
 the final spectrum against the measured ones, with a bootstrap interval over runs.
 
 The state and the measurements live in :mod:`analysis.cutoff`, the forecasters in
@@ -195,28 +195,40 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
             "summary": summarise(rows), "orderings": orderings(rows), "alignment": align}
 
 
+def _rankme(s: np.ndarray) -> float:
+    """RankMe of a spectrum of ``F``: the embedding's singular values are ``sqrt(s_j)``."""
+    return metrics.effective_rank(np.sqrt(np.clip(s, 0.0, None)), from_singular_values=True)
+
+
 def _run_level(fc: Forecast, meas: Measured) -> dict[str, Any]:
-    """Run-level quantities for the orderings across runs: the number of surviving modes and the
-    participation ratio of the final spectrum, predicted and measured."""
+    """Run-level quantities for the orderings across runs: the number of surviving modes, and the
+    participation ratio and RankMe of the final spectrum, predicted and measured."""
+    final = np.clip(meas.spectra[-1], 0, None)
     out: dict[str, Any] = {"n_alive_meas": meas.n_alive,
-                           "pr_meas": float(metrics.participation_ratio(np.clip(meas.spectra[-1], 0, None)))}
+                           "pr_meas": float(metrics.participation_ratio(final)),
+                           "rankme_meas": _rankme(final)}
     out["n_alive_pred"] = None if fc.fates is None else int(fc.fates.sum())
-    out["pr_pred"] = (None if fc.path is None else
-                      float(metrics.participation_ratio(np.clip(fc.path[-1], 0, None))))
+    pred = None if fc.path is None else np.clip(fc.path[-1], 0, None)
+    out["pr_pred"] = None if pred is None else float(metrics.participation_ratio(pred))
+    out["rankme_pred"] = None if pred is None else _rankme(pred)
     return out
+
+
+#: Run-level quantities ordered across runs (:func:`orderings`).
+ORDERED = ("n_alive", "pr", "rankme")
 
 
 def orderings(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
     """Across all the runs given (e.g. one sweep table), per forecaster: the Spearman correlation
-    of the predicted against the measured number of surviving modes and participation ratio,
-    with a 16-84 % bootstrap interval over runs (resampled with replacement; resamples without
+    of the predicted against the measured number of surviving modes, participation ratio and
+    RankMe, with a 16-84 % bootstrap interval over runs (resampled with replacement; resamples without
     spread in either variable are skipped). Needs 4 runs or more."""
     rng = np.random.default_rng(seed)
     out = []
     for name in FORECASTERS:
         sel = [r for r in rows if r["forecaster"] == name and "error" not in r]
         entry: dict[str, Any] = {"forecaster": name, "kind": _kind(name), "n_runs": len(sel)}
-        for what in ("n_alive", "pr"):
+        for what in ORDERED:
             pairs = np.array([(r[f"{what}_pred"], r[f"{what}_meas"]) for r in sel
                               if r.get(f"{what}_pred") is not None], dtype=np.float64)
             rho = lo = hi = None
@@ -301,14 +313,14 @@ def markdown(card: Mapping[str, Any]) -> str:
     if card.get("orderings"):
         lines += _table_head("Across the runs given: predicted against measured ordering (Spearman, "
                              "16-84 % bootstrap over runs)",
-                             ("forecaster", "kind", "runs", "surviving modes", "participation ratio"))
+                             ("forecaster", "kind", "runs", "surviving modes", "participation ratio", "RankMe"))
         for e in card["orderings"]:
             cells = []
-            for what in ("n_alive", "pr"):
-                o = e[what]
+            for what in ORDERED:
+                o = e.get(what, {"spearman": None})
                 cells.append("-" if o["spearman"] is None else
                              f"{o['spearman']:.2f}" + ("" if o["ci16"] is None else f" [{o['ci16']:.2f}, {o['ci84']:.2f}]"))
-            lines.append(f"| {e['forecaster']} | {e['kind']} | {e['n_runs']} | {cells[0]} | {cells[1]} |")
+            lines.append(f"| {e['forecaster']} | {e['kind']} | {e['n_runs']} | {' | '.join(cells)} |")
         lines.append("")
     return "\n".join(lines)
 
