@@ -69,3 +69,4 @@ orderings-cpu:
 	  $(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(ORD_OUT)/base/seed*)) \
 	    $$(for d in $(ORD_OUT)/$$knob=*/seed*; do [ -f $$d/summary.json ] && echo $$d; done) \
 	    --out figures/out/scorecard/orderings_$${knob#optim.}; done
+	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(ORD_OUT)/*/seed*)) --out figures/out/scorecard/orderings_all
