@@ -98,7 +98,7 @@ def plot(paths: dict[str, dict[str, np.ndarray]], ends: dict[str, dict[str, np.n
           title="alignment-uniformity plane (o start, path: mean over seeds, * each seed's end)")
     b.set(xlabel="step", ylabel="effective rank (RankMe) of the probe outputs",
           title="effective rank over training")
-    a.legend(loc="best", fontsize="x-small")
+    a.legend(loc="lower left", fontsize="x-small")
     for ax, letter in zip((a, b), "ab"):
         label_panel(ax, letter)
     fig.suptitle(title, fontsize=9)
