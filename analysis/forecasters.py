@@ -237,7 +237,7 @@ def l2_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = Fa
 def l2_modes_clocked(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
     """Trained linear predictor: :func:`l2_modes` with one clock per mode
     (:func:`linear_mode_clocks`), fitted on the window before the cutoff (:func:`_clocked`)."""
-    if _set_only(cut) or cut.predictor != "linear" or cut.p is None or cut.p_prev is None:
+    if cut.predictor != "linear" or cut.p is None or cut.p_prev is None:
         return None
     return _clocked(cut, lambda x: _linear_flow(cut, x), linear_mode_clocks, cut.p)
 

@@ -82,6 +82,7 @@ def plot(paths: dict[str, dict[str, np.ndarray]], ends: dict[str, dict[str, np.n
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 4.4), constrained_layout=True)
+    last_step = max((q["step"][-1] for q in paths.values()), default=0)
     for i, label in enumerate(ends):
         col, e, p = f"C{i % 10}", ends[label], paths.get(label)
         n_path = int(p["n_seeds"]) if p is not None else 0
@@ -91,8 +92,8 @@ def plot(paths: dict[str, dict[str, np.ndarray]], ends: dict[str, dict[str, np.n
             a.plot(p["uniform"], p["align"], "-", color=col, lw=1.2, alpha=0.8)
             a.plot(p["uniform"][0], p["align"][0], "o", color=col, mfc="none", ms=5)
             b.plot(p["step"], p["effective_rank"], color=col, lw=1.2)
-        b.plot(np.full(e["effective_rank"].size, max((q["step"][-1] for q in paths.values()), default=0)),
-               e["effective_rank"], "*", color=col, ms=7, alpha=0.85)
+        b.plot(np.full(e["effective_rank"].size, last_step), e["effective_rank"], "*", color=col,
+               ms=7, alpha=0.85)
     a.set(xlabel="uniformity  log E exp(-2 ||zi - zj||^2)  (lower: more uniform)",
           ylabel="alignment  E ||z1 - z2||^2  (lower: more aligned)",
           title="alignment-uniformity plane (o start, path: mean over seeds, * each seed's end)")

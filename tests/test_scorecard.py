@@ -40,7 +40,6 @@ def sim_run(folder: Path, *, seed: int, d: int = 16, lr: float = 0.04, t_end: fl
     tr = simulate_directset_sgd(W0, X=X, Xp=Xp, loss="cosine", lr=lr, batch=128, t_end=t_end,
                                 directpred=DirectPredConfig(eps=eps), F_source="population",
                                 seed=seed, n_save=n_save)
-    (folder / "spectra").mkdir(parents=True)
     # the simulator's loss is -cos; the config's "cosine" is 2 - 2 cos: half the lr is the same step
     cfg = {"seed": seed,
            "method": {"name": "simsiam", "loss": "cosine", "symmetric": False},
@@ -48,12 +47,19 @@ def sim_run(folder: Path, *, seed: int, d: int = 16, lr: float = 0.04, t_end: fl
                      "schedule": "constant", "warmup_steps": 0},
            "predictor": {"name": "directpred", "eps": eps, "alpha": 0.5, "rho": 0.3, "freq": 1,
                          "floor": 1e-4, "lr_ratio": 1.0, "weight_decay": None}}
+    return _write_run(folder, cfg, X, Xp, ((int(round(t / lr)), W, {}) for t, W in zip(tr.t, tr.Ws)))
+
+
+def _write_run(folder: Path, cfg: dict, X: np.ndarray, Xp: np.ndarray, snapshots) -> Path:
+    """A finished run folder: ``config.json``, one spectra snapshot per ``(step, W, extra)`` with
+    ``F = W (X + X') W^T`` and its same-view / cross-view moments on the eigenbasis of ``F``
+    (``extra``: more arrays, e.g. ``Wp``), and an empty ``summary.json``."""
+    (folder / "spectra").mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(cfg))
-    for t, W in zip(tr.t, tr.Ws):
-        step = int(round(t / lr))
+    for step, W, extra in snapshots:
         F, C = W @ (X + Xp) @ W.T, W @ X @ W.T
         _, U = metrics.eigh_desc(F)
-        np.savez(folder / "spectra" / f"step_{step:07d}.npz", step=step, F=F,
+        np.savez(folder / "spectra" / f"step_{step:07d}.npz", step=step, F=F, **extra,
                  same_on_F=metrics.project_on_modes(F, U), cross_on_F=metrics.project_on_modes(C, U))
     (folder / "summary.json").write_text("{}")
     return folder
@@ -73,19 +79,12 @@ def lin_run(folder: Path, *, seed: int, d: int = 12, lr: float = 0.02, eta: floa
     Wp0 = np.diag(rng.uniform(0.2, 0.6, d))
     tr = simulate_sgd(W0, Wp0, X=X, Xp=Xp, lr=lr, batch=128, t_end=t_end, alpha_p=1.0, eta=eta,
                       n_save=n_save, seed=seed)
-    (folder / "spectra").mkdir(parents=True)
     cfg = {"seed": seed, "method": {"name": "simsiam", "loss": "l2", "symmetric": False},
            "optim": {"name": "sgd", "lr": lr, "momentum": 0.0, "weight_decay": eta,
                      "schedule": "constant", "warmup_steps": 0},
            "predictor": {"name": "linear", "lr_ratio": 1.0, "weight_decay": None}}
-    (folder / "config.json").write_text(json.dumps(cfg))
-    for t, W, Wp in zip(tr.t, tr.W, tr.Wp):
-        F, C = W @ (X + Xp) @ W.T, W @ X @ W.T
-        _, U = metrics.eigh_desc(F)
-        np.savez(folder / "spectra" / f"step_{int(round(t / lr)):07d}.npz", F=F, Wp=Wp,
-                 same_on_F=metrics.project_on_modes(F, U), cross_on_F=metrics.project_on_modes(C, U))
-    (folder / "summary.json").write_text("{}")
-    return folder
+    return _write_run(folder, cfg, X, Xp,
+                      ((int(round(t / lr)), W, {"Wp": Wp}) for t, W, Wp in zip(tr.t, tr.W, tr.Wp)))
 
 
 @pytest.fixture(scope="module")
