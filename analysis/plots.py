@@ -197,7 +197,7 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
               ("spectrum_dex", "final spectrum error, decades\n(alive ranks; lower is better)", (0.0, _DEX_MAX)),
               ("spearman", "Spearman, predicted vs measured\nfinal mode values (higher is better)", (-0.6, 1.02)))
     plt, fig, axes = _figure(1, 3, (12.5, 0.5 * len(settings) + 2.2))
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")  # one colour per forecaster
     for ax, (key, title, lim) in zip(axes[0], panels):
         for k, name in enumerate(names):
             off = (k - (len(names) - 1) / 2) * 0.075
