@@ -1,5 +1,11 @@
-PYTHON ?= python
+PYTHON ?= python3
 FIGURES_OUT ?= figures/out
+
+.PHONY: lock
+# Rewrite constraints.txt (the lock of every runtime and test dependency) from pip's resolution of
+# .[test] at the versions installed here; run the suite afterwards.
+lock:
+	$(PYTHON) -m realnet.tools.lock --out constraints.txt
 
 .PHONY: figures
 # Every theory figure (paper Figs. 3-5, 7-10, collapse phase diagram), regenerated from scratch

@@ -11,7 +11,9 @@ predicted against measured spectra, alignment and collapse.
 - :mod:`analysis.compare`, :mod:`analysis.report`, :mod:`analysis.plots`: the
   ``python -m analysis compare|report`` commands.
 
-Only :mod:`analysis.metrics` is imported here, so that importing ``dynamics`` (which needs the
-metrics) never pulls in the modules that need ``dynamics``.
+- :mod:`analysis.errors`: :class:`analysis.errors.ConfigError` (what the user got wrong) and how
+  the command lines report errors.
+
+Nothing is imported here: ``import analysis.errors`` loads that module alone, and each module
+loads only what it uses.
 """
-from . import metrics  # noqa: F401

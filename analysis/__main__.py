@@ -102,7 +102,22 @@ def _add_report(sub) -> None:
 
 
 #: Subcommand registrars.
-COMMANDS: tuple[Callable[[Any], None], ...] = (_add_compare, _add_report, _add_scorecard)
+def _compact(args: argparse.Namespace) -> None:
+    from .runs import write_compact_snapshots
+
+    for run_dir in args.run_dirs:
+        out = write_compact_snapshots(run_dir)
+        print(f"{out}: {out.stat().st_size / 1e3:.0f} kB")
+
+
+def _add_compact(sub) -> None:
+    p = sub.add_parser("compact", help="write each run's spectra snapshots into one small file "
+                                       "(snapshots.npz) that analysis reads when spectra/ is absent")
+    p.add_argument("run_dirs", nargs="+")
+    p.set_defaults(func=_compact, out=None)
+
+
+COMMANDS: tuple[Callable[[Any], None], ...] = (_add_compare, _add_report, _add_scorecard, _add_compact)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add in COMMANDS:
         add(sub)
     args = parser.parse_args(argv)
+    from .errors import ConfigError, io_problem
     from .jsonio import ensure_writable
 
     try:
@@ -121,11 +137,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out is not None:
             ensure_writable(out)
         args.func(args)
-    except ValueError as err:
+    except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:  # e.g. the disk filled up while writing
-        print(f"error: cannot write {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+    except OSError as err:  # a full disk or a permission: one line; any other OSError is a bug
+        line = io_problem(err)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     return 0
 

@@ -10,6 +10,7 @@ import numpy as np
 from . import metrics
 from .hparams import TheoryHParams, map_hparams
 from .runs import Run
+from .errors import ConfigError
 
 __all__ = ["CUTOFF", "FLOOR", "CutoffState", "Measured", "cutoff_state", "measure_after"]
 
@@ -79,7 +80,7 @@ def _snap_or_refuse(run: Run, step: int, keys: Sequence[str]) -> dict[str, Any]:
     snap = run.snapshot(step)
     missing = [k for k in keys if k not in snap]
     if missing:
-        raise ValueError(f"{run.path}: the snapshot at step {step} lacks {missing} (run with "
+        raise ConfigError(f"{run.path}: the snapshot at step {step} lacks {missing} (run with "
                          "log.save_matrices=true)")
     return snap
 
@@ -88,15 +89,15 @@ def cutoff_state(run: Run, *, cutoff: float = CUTOFF, tol: float = metrics.COLLA
                  convention: str = "continuous") -> CutoffState:
     """The state at the cutoff snapshot of ``run`` (module docstring)."""
     if not (isinstance(cutoff, (int, float)) and 0 < cutoff < 1):
-        raise ValueError(f"cutoff={cutoff!r} is invalid: allowed a number in (0, 1)")
+        raise ConfigError(f"cutoff={cutoff!r} is invalid: allowed a number in (0, 1)")
     steps = run.snapshot_steps
     if len(steps) < 3:
-        raise ValueError(f"{run.path}: needs at least 3 spectra snapshots, has {len(steps)}")
+        raise ConfigError(f"{run.path}: needs at least 3 spectra snapshots, has {len(steps)}")
     final = steps[-1]
     later = [s for s in steps if s >= cutoff * final and s > steps[0]]
     c = later[0]
     if c == final:
-        raise ValueError(f"{run.path}: no snapshot after the cutoff step {c}; lower --cutoff")
+        raise ConfigError(f"{run.path}: no snapshot after the cutoff step {c}; lower --cutoff")
     prev = steps[steps.index(c) - 1]
     snap = _snap_or_refuse(run, c, ("F", "same_on_F", "cross_on_F"))
     before = _snap_or_refuse(run, prev, ("F",))

@@ -22,6 +22,7 @@ __all__ = ["TIME_GRID", "CLOCK_RANGE", "Forecast", "THEORIES", "BASELINES", "FOR
            "cosine_modes_clocked", "mode_clocks", "linear_mode_clocks", "l2_modes",
            "l2_modes_clocked", "l2_basin",
            "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
+           "log_linear", "trend", "ORACLES", "kind_of", "LOG_LINEAR_TAU_WINDOWS",
            "eqn17_aligns", "eqn17_modes", "alignment_rows", "log_rel"]
 
 #: Candidate time factors, as multiples of the nominal ``a`` of :mod:`analysis.hparams`.
@@ -39,6 +40,9 @@ class Forecast:
     path: np.ndarray | None = None
     rank_score: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: run-level predictions for the orderings across runs (``n_alive``, ``pr``, ``rankme``) of a
+    #: forecaster that predicts no per-mode path (:func:`trend`); else derived from the path
+    run_level: dict[str, float] | None = None
 
     @property
     def final(self) -> np.ndarray | None:
@@ -56,6 +60,8 @@ def log_rel(v: np.ndarray) -> np.ndarray:
 
 
 def _fates_of(path: np.ndarray, reference: float, tol: float) -> np.ndarray:
+    if not np.all(np.isfinite(path[-1])):  # a failed flow, not a fate
+        raise FloatingPointError("non-finite forecast path")
     end = np.clip(path[-1], 0.0, None)
     if end.max() <= tol * reference:
         return np.zeros(end.shape, bool)
@@ -339,7 +345,54 @@ def all_collapse(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
     return Forecast(fates=np.zeros(cut.s.size, bool))
 
 
+#: Time constant of :func:`log_linear`'s damping, in snapshot windows (fixed in advance, not fitted).
+LOG_LINEAR_TAU_WINDOWS = 5.0
+
+
+def log_linear(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
+    """The strongest theory-free per-mode forecaster from the same two snapshots: each mode's
+    log-rate over the window before the cutoff, ``r_j = (log s_j - log s_prev_j) / window``,
+    extrapolated with damping, ``log s_j(t) = log s_j + r_j tau (1 - exp(-(t - c) / tau))`` with
+    ``tau`` = :data:`LOG_LINEAR_TAU_WINDOWS` windows, and capped at the top mode (no mode
+    overtakes the cutoff's largest). A theory that only extrapolates each mode's early trend ties
+    with it; one that knows where the flow saturates or turns beats it."""
+    window = float(cut.step - cut.prev_step)
+    tiny = FLOOR * float(np.max(cut.s))
+    now = np.log(np.maximum(cut.s, tiny))
+    before = np.log(np.maximum(cut.s_prev, tiny))
+    rate = (now - before) / window
+    tau = LOG_LINEAR_TAU_WINDOWS * window
+    dt = (cut.target_steps - cut.step).astype(np.float64)[:, None]
+    logs = now[None, :] + rate[None, :] * tau * (1.0 - np.exp(-dt / tau))
+    logs = np.minimum(logs, logs[:, :1])  # capped at the top mode
+    path = np.exp(logs)
+    return Forecast(_fates_of(path, float(cut.s[0]), cut.tol), path, path[-1].copy(),
+                    info={"tau_windows": LOG_LINEAR_TAU_WINDOWS})
+
+
+def _run_level_of(spectrum: np.ndarray, tol: float) -> dict[str, float]:
+    """Surviving modes, participation ratio and RankMe of one spectrum."""
+    v = np.clip(np.asarray(spectrum, dtype=np.float64), 0.0, None)
+    return {"n_alive": float((~metrics.collapsed_mask(v, rel_tol=tol)).sum()),
+            "pr": float(metrics.participation_ratio(v)),
+            "rankme": float(metrics.effective_rank(np.sqrt(v), from_singular_values=True))}
+
+
+def trend(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
+    """Theory-free, for the orderings across runs only: each run-level quantity (surviving modes,
+    participation ratio, RankMe) at the cutoff plus its linear trend since the previous snapshot,
+    carried to the last step (surviving modes clipped to ``[0, d]``)."""
+    now, before = _run_level_of(cut.s, cut.tol), _run_level_of(cut.s_prev, cut.tol)
+    horizon = (cut.final_step - cut.step) / float(cut.step - cut.prev_step)
+    out = {k: now[k] + (now[k] - before[k]) * horizon for k in now}
+    out["n_alive"] = float(np.clip(out["n_alive"], 0, cut.s.size))
+    return Forecast(run_level=out, info={"horizon_windows": horizon})
+
+
 def top_k(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
+    """An ORACLE, not a forecast: ``k`` is the measured final number of survivors of the other
+    runs (the same setting's where there are any), which a forecaster at this run's cutoff cannot
+    know. It shows how well the replicates agree (a ceiling), and no theory has to clear it."""
     k = context.get("top_k")
     if k is None:
         return None
@@ -360,13 +413,26 @@ THEORIES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]]
     "directset_threshold": directset_threshold,
     "stepwise": stepwise,
 }
+#: Theory-free forecasters from the same information as the theories (the cutoff and the
+#: snapshot before it).
 BASELINES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]] = {
     "persistence": persistence,
     "all_survive": all_survive,
     "all_collapse": all_collapse,
+    "log_linear": log_linear,
+    "trend": trend,
+}
+#: Forecasters that read what happens after the cutoff (other runs' outcomes): ceilings, not
+#: forecasts, shown apart and never a bar a theory must clear.
+ORACLES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]] = {
     "top_k": top_k,
 }
-FORECASTERS = {**THEORIES, **BASELINES}
+FORECASTERS = {**THEORIES, **BASELINES, **ORACLES}
+
+
+def kind_of(name: str) -> str:
+    """``theory``, ``baseline`` or ``oracle``."""
+    return "theory" if name in THEORIES else "oracle" if name in ORACLES else "baseline"
 
 
 # ---------------------------------------------------------------------------------------------

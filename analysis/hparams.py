@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from .errors import ConfigError
 
 __all__ = ["TheoryHParams", "CONVENTIONS", "LOSS_SCALE", "map_hparams", "time_of_steps"]
 
@@ -91,7 +92,7 @@ def _get(cfg: Mapping[str, Any], key: str) -> Any:
     node: Any = cfg
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            raise ValueError(f"config: missing key {key!r} (not a resolved run config?)")
+            raise ConfigError(f"config: missing key {key!r} (not a resolved run config?)")
         node = node[part]
     return node
 
@@ -104,7 +105,7 @@ def _number(cfg: Mapping[str, Any], key: str, lo: float, hi: float, *, lo_open: 
         ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
         lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
-        raise ValueError(f"config: {key}={v!r} is invalid: allowed a number in {lb}{lo}, {hi}{rb}")
+        raise ConfigError(f"config: {key}={v!r} is invalid: allowed a number in {lb}{lo}, {hi}{rb}")
     return float(v)
 
 
@@ -116,7 +117,7 @@ def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> Theor
     ``predictor.weight_decay``
     (the global one when unset), ``beta = (1 - method.ema) / a`` for BYOL, None for SimSiam."""
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention: must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+        raise ConfigError(f"convention: must be one of {sorted(CONVENTIONS)}, got {convention!r}")
     use_momentum, count_symmetric = CONVENTIONS[convention]
     lr = _number(cfg, "optim.lr", 0.0, np.inf, lo_open=True)
     m = _number(cfg, "optim.momentum", 0.0, 1.0, hi_open=True)
@@ -129,7 +130,7 @@ def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> Theor
     terms = 2 if (symmetric and count_symmetric) else 1
     loss = _get(cfg, "method.loss")
     if loss not in LOSS_SCALE:
-        raise ValueError(f"config: method.loss={loss!r} is invalid: allowed {sorted(LOSS_SCALE)}")
+        raise ConfigError(f"config: method.loss={loss!r} is invalid: allowed {sorted(LOSS_SCALE)}")
     scale = LOSS_SCALE[loss] if count_symmetric else 1.0
     factor = 1.0 / (1.0 - m) if use_momentum else 1.0
     a = lr * scale * terms * factor
@@ -142,7 +143,7 @@ def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> Theor
             notes.append(f"EMA schedule {_get(cfg, 'method.ema_schedule')!r}: beta is its value at "
                          "step 0 and decreases to 0 by the end")
     elif method != "simsiam":
-        raise ValueError(f"config: method.name={method!r} is invalid: allowed 'byol' or 'simsiam'")
+        raise ConfigError(f"config: method.name={method!r} is invalid: allowed 'byol' or 'simsiam'")
     if _get(cfg, "optim.name") != "sgd":
         notes.append(f"optimiser {_get(cfg, 'optim.name')!r}: per-layer step rescaling; a is "
                      "nominal")
@@ -170,12 +171,12 @@ def time_of_steps(steps: Sequence[int] | np.ndarray, hp: TheoryHParams,
     log points (exact when the lr changes only at logged steps)."""
     steps = np.asarray(steps, dtype=np.float64)
     if np.any(steps < 0):
-        raise ValueError("steps: must be >= 0")
+        raise ConfigError("steps: must be >= 0")
     if lr_log is None:
         return steps * hp.a
     at, lrs = (np.asarray(v, dtype=np.float64) for v in lr_log)
     if at.size == 0 or at.shape != lrs.shape:
-        raise ValueError("lr_log: expected two equal-length, non-empty sequences")
+        raise ConfigError("lr_log: expected two equal-length, non-empty sequences")
     order = np.argsort(at)
     at, lrs = at[order], lrs[order]
     # step k (1-based end at[i-1] < k <= at[i]) uses lrs[i]; beyond the last log point, the last lr

@@ -206,12 +206,13 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
                 if e is None or e[key] is None:
                     continue
                 face = colours(k) if e["kind"] == "theory" else "white"
+                marker = _KIND_MARKERS[e["kind"]]
                 v, sd = e[key], e[key + "_std"] or 0.0
                 if v > lim[1]:
                     ax.plot(lim[1], i + off, ">", ms=5, color=colours(k), mfc=face)
                     continue
-                ax.errorbar(v, i + off, xerr=sd, fmt="o", ms=4, color=colours(k), mfc=face, lw=0.8,
-                            label=name)
+                ax.errorbar(v, i + off, xerr=sd, fmt=marker, ms=4, color=colours(k), mfc=face, lw=0.8,
+                            label=name + (" (ORACLE)" if e["kind"] == "oracle" else ""))
         ax.set_xlim(*lim)
         ax.set_yticks(range(len(settings)))
         ax.set_yticklabels([_short_setting(x) for x in settings] if ax is axes[0][0] else [])
@@ -226,12 +227,17 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.01))
     fig.suptitle(f"Forward predictions from the cutoff ({card['cutoff']:.0%} of each run) against "
-                 "baselines: filled = theory, open = baseline; mean ± std over seeds", y=0.99)
+                 "baselines: filled circle = theory, open square = theory-free baseline, x = oracle "
+                 "(reads other runs' outcomes; a ceiling, not a forecast); mean ± std over seeds",
+                 y=0.99, fontsize=9)
     height = fig.get_figheight()
     fig.tight_layout(rect=(0, min(0.35, 1.0 / height), 1, 1 - 0.35 / height))
     fig.savefig(path)
     plt.close(fig)
 
+
+#: Marker of each kind of forecaster in :func:`plot_scorecard`.
+_KIND_MARKERS = {"theory": "o", "baseline": "s", "oracle": "x"}
 
 #: Right edge of the spectrum-error panel of :func:`plot_scorecard` (decades).
 _DEX_MAX = 3.0

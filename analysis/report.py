@@ -14,6 +14,7 @@ import numpy as np
 
 from .compare import compare_run
 from .runs import RUN_INFO, config_without, load_run, read_json, run_status
+from .errors import ConfigError
 
 __all__ = ["REPORT_METRICS", "run_row", "group_runs", "report_runs", "markdown_table"]
 
@@ -122,7 +123,7 @@ def report_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
     """Build the table across ``run_dirs``; write ``report.csv`` / ``report.md`` into ``out``
     when given. Returns ``(groups, markdown)``; each group has ``stats[col] = (mean, std, n)``."""
     if not run_dirs:
-        raise ValueError("run_dirs: give at least one run folder")
+        raise ConfigError("run_dirs: give at least one run folder")
     rows = [run_row(d, convention) for d in run_dirs]
     groups = group_runs(rows)
     for g in groups:  # diverged, partial and unfinished runs are listed, not averaged

@@ -37,11 +37,14 @@ import zipfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
+from .errors import ConfigError
 
 __all__ = ["Run", "load_run", "read_jsonl", "read_json", "read_snapshot_file", "snapshot_path",
+           "COMPACT_SNAPSHOTS", "write_compact_snapshots", "read_compact_snapshots",
+           "is_result_summary", "stale_temporaries", "refuse_inside_run",
            "config_without", "SNAPSHOT_RE", "CONFIG", "RUN_INFO", "METRICS", "SPECTRA_LOG",
            "SPECTRA_DIR", "SUMMARY", "EVAL", "CHECKPOINT", "SWEEP_STATUS", "STATUSES",
            "run_status", "atomic_file", "write_json_atomic", "JsonlLog", "folder_lock",
@@ -51,6 +54,9 @@ SNAPSHOT_RE = re.compile(r"^step_(\d+)\.npz$")
 CONFIG, RUN_INFO, SUMMARY, EVAL = "config.json", "run.json", "summary.json", "eval.json"
 METRICS, SPECTRA_LOG, SPECTRA_DIR = "metrics.jsonl", "spectra.jsonl", "spectra"
 CHECKPOINT = Path("checkpoints") / "last.pt"
+#: Every spectra snapshot of a finished run in one file small enough to commit (about 0.5 MB for
+#: 21 snapshots of a 32-d projector): :func:`write_compact_snapshots`.
+COMPACT_SNAPSHOTS = "snapshots.npz"
 SWEEP_STATUS = "sweep_status.json"
 STATUSES = ("done", "nonfinite", "partial", "failed", "missing")
 
@@ -63,10 +69,28 @@ def read_json(path: str | Path) -> Any:
         return None
 
 
+#: What every finished run's summary.json holds; a summary without them (``{}``, a torn or
+#: hand-made file) does not make the run done.
+SUMMARY_RESULT_FIELDS = ("steps",)
+
+
+def is_result_summary(summary: Any) -> bool:
+    """Whether ``summary`` (parsed summary.json) is a finished run's result."""
+    return isinstance(summary, dict) and all(k in summary for k in SUMMARY_RESULT_FIELDS)
+
+
+def stale_temporaries(folder: str | Path) -> list[Path]:
+    """The temporaries (``.<name>.<random>.tmp``, :func:`atomic_file`) that a killed writer left
+    in a run folder and its ``spectra/`` (remove them only when no other process writes there)."""
+    folder = Path(folder)
+    return sorted(p for d in (folder, folder / SPECTRA_DIR, (folder / CHECKPOINT).parent)
+                  if d.is_dir() for p in d.glob(".*.tmp"))
+
+
 def run_status(folder: str | Path) -> str:
     """One of :data:`STATUSES` (module docstring) for a run folder."""
     folder = Path(folder)
-    if isinstance(read_json(folder / SUMMARY), dict):
+    if is_result_summary(read_json(folder / SUMMARY)):
         return "done"
     attempt = read_json(folder / SWEEP_STATUS) or {}
     if attempt.get("status") == "nonfinite":
@@ -195,13 +219,61 @@ def read_snapshot_file(path: str | Path) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as z:
             return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{str(path)!r} is not a readable spectra snapshot ({type(e).__name__}: "
+        raise ConfigError(f"{str(path)!r} is not a readable spectra snapshot ({type(e).__name__}: "
                          f"{str(e)[:200]}); delete it or rerun the run") from None
+
+
+def _compact_dtype(key: str, a: np.ndarray) -> np.ndarray:
+    """float64 arrays as float32 (the matrices' eigenvalues keep 6-7 significant digits, far
+    below the collapse tolerance 1e-3 relative), bootstrap replicates as float16 (they give a
+    16-84 % band, which 3 digits resolve); everything else unchanged."""
+    if a.dtype.kind != "f" or a.ndim == 0:
+        return a
+    return a.astype(np.float16 if key.endswith("_boot") else np.float32)
+
+
+def write_compact_snapshots(folder: str | Path) -> Path:
+    """Write ``folder/snapshots.npz``: every ``spectra/step_*.npz`` of the run, each array stored
+    as ``s<step>.<key>`` (:func:`_compact_dtype`); atomic. Returns its path. The analysis reads it
+    when ``spectra/`` is absent (a fresh clone), so every scorecard number of a committed run
+    rebuilds from the clone."""
+    folder = Path(folder)
+    steps = sorted(int(m.group(1)) for f in (folder / SPECTRA_DIR).iterdir()
+                   if (m := SNAPSHOT_RE.match(f.name))) if (folder / SPECTRA_DIR).is_dir() else []
+    if not steps:
+        raise ConfigError(f"{str(folder)!r}: no spectra snapshots (spectra/step_*.npz) to compact")
+    arrays: dict[str, np.ndarray] = {}
+    for step in steps:
+        for key, value in read_snapshot_file(snapshot_path(folder, step)).items():
+            arrays[f"s{step:07d}.{key}"] = _compact_dtype(key, np.asarray(value))
+    out = folder / COMPACT_SNAPSHOTS
+    with atomic_file(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    return out
+
+
+def read_compact_snapshots(path: str | Path) -> dict[int, dict[str, Any]]:
+    """``{step: snapshot}`` of a :func:`write_compact_snapshots` file (values as float64 where
+    they were float, 0-d arrays as Python scalars, as :func:`read_snapshot_file` gives them)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out: dict[int, dict[str, Any]] = {}
+            for name in z.files:
+                step, key = name[1:].split(".", 1)
+                a = z[name]
+                a = a.astype(np.float64) if a.dtype.kind == "f" else a
+                out.setdefault(int(step), {})[key] = a.item() if a.ndim == 0 else a
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ConfigError(f"{str(path)!r} is not a readable snapshots file ({type(e).__name__}: "
+                          f"{str(e)[:200]})") from None
+    return out
 
 
 @dataclass
 class Run:
-    """A run folder loaded as data (snapshots are read on demand)."""
+    """A run folder loaded as data (snapshots are read on demand, from ``spectra/`` or, where
+    that is absent, from the run's :data:`COMPACT_SNAPSHOTS`)."""
 
     path: Path
     config: dict[str, Any]
@@ -209,6 +281,7 @@ class Run:
     spectra_lines: list[dict[str, Any]]
     summary: dict[str, Any] | None
     snapshot_steps: list[int] = field(default_factory=list)
+    compact: dict[int, dict[str, Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -216,8 +289,10 @@ class Run:
 
     def snapshot(self, step: int) -> dict[str, Any]:
         if step not in self.snapshot_steps:
-            raise ValueError(f"step: no snapshot at step {step} in {self.path} (have "
+            raise ConfigError(f"step: no snapshot at step {step} in {self.path} (have "
                              f"{self.snapshot_steps[:5]}{'...' if len(self.snapshot_steps) > 5 else ''})")
+        if self.compact is not None:
+            return dict(self.compact[step])
         return read_snapshot_file(snapshot_path(self.path, step))
 
     def snapshots(self) -> list[dict[str, Any]]:
@@ -225,7 +300,7 @@ class Run:
 
     def final_snapshot(self) -> dict[str, Any]:
         if not self.snapshot_steps:
-            raise ValueError(f"{self.path}: no spectra snapshots (spectra/step_*.npz)")
+            raise ConfigError(f"{self.path}: no spectra snapshots (spectra/step_*.npz)")
         return self.snapshot(self.snapshot_steps[-1])
 
     def lr_log(self) -> tuple[list[int], list[float]] | None:
@@ -238,16 +313,31 @@ class Run:
         return list(steps), list(lrs)
 
 
+def refuse_inside_run(path: str | Path, allowed: Sequence[str] = ()) -> None:
+    """ConfigError when ``path`` lies inside a run folder (a folder above it holds config.json)
+    and is not one of that folder's ``allowed`` outputs (names relative to the run folder): no
+    command but the run's own writer replaces a run's files."""
+    target = Path(path).resolve()
+    for folder in target.parents:
+        if (folder / CONFIG).is_file():
+            rel = target.relative_to(folder).as_posix()
+            if rel not in allowed:
+                raise ConfigError(f"--out {str(path)!r} lies inside the run folder {str(folder)!r}; "
+                                  f"allowed there: {', '.join(allowed) or 'nothing'} (or write "
+                                  "outside the run folder)")
+            return
+
+
 def require_finished(path: str | Path) -> None:
     """ValueError unless :func:`run_status` of the folder is ``done`` (analysis of a diverged,
     partial or unfinished run would score the theory against a network that never finished)."""
     if not (Path(path) / CONFIG).is_file():
-        raise ValueError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
+        raise ConfigError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
     status = run_status(path)
     if status != "done":
         why = {"nonfinite": "it diverged (NaN/inf)", "partial": "it has not finished (resume it)",
                "failed": "its last attempt failed", "missing": "it has no finished training"}[status]
-        raise ValueError(f"{str(path)!r}: {why}; analysis needs a finished run (status {status!r})")
+        raise ConfigError(f"{str(path)!r}: {why}; analysis needs a finished run (status {status!r})")
 
 
 def load_run(path: str | Path) -> Run:
@@ -255,11 +345,11 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     cfg_path = path / CONFIG
     if not cfg_path.is_file():
-        raise ValueError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
+        raise ConfigError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
     try:
         config = json.loads(cfg_path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(cfg_path)!r} is not valid JSON ({e})") from None
+        raise ConfigError(f"{str(cfg_path)!r} is not valid JSON ({e})") from None
     summary_path = path / SUMMARY
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     steps = []
@@ -269,8 +359,12 @@ def load_run(path: str | Path) -> Run:
             m = SNAPSHOT_RE.match(f.name)
             if m:
                 steps.append(int(m.group(1)))
+    compact = None
+    if not steps and (path / COMPACT_SNAPSHOTS).is_file():
+        compact = read_compact_snapshots(path / COMPACT_SNAPSHOTS)
+        steps = list(compact)
     return Run(path, config, read_jsonl(path / METRICS), read_jsonl(path / SPECTRA_LOG), summary,
-               sorted(steps))
+               sorted(steps), compact)
 
 
 def config_without(config: dict[str, Any], drop: tuple[str, ...] = ("seed",)) -> dict[str, Any]:

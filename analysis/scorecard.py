@@ -56,10 +56,19 @@ Forecasters (:data:`FORECASTERS`; ``None`` where one does not apply to a run's p
         final ranks follow ``a_k``, and the modes alive at the cutoff are the top ones of that
         order (as many as are alive).
 
-    Baselines, from the same information: ``persistence`` (the cutoff's state stays: fates,
-    relative spectrum and ranks), ``all_survive`` (every mode alive, an isotropic spectrum),
-    ``all_collapse`` and ``top_k`` (the ``k`` largest cutoff modes survive; ``k`` is the mean
-    number of final survivors of the *other* runs given, the same setting's when there are any).
+    Baselines, theory-free, from the same information: ``persistence`` (the cutoff's state stays:
+    fates, relative spectrum and ranks), ``all_survive`` (every mode alive, an isotropic
+    spectrum), ``all_collapse``, ``log_linear`` (each mode's log-rate over the window before the
+    cutoff extrapolated with damping, time constant 5 windows fixed in advance, capped at the top
+    mode: :func:`analysis.forecasters.log_linear`) and ``trend`` (orderings only: each run-level
+    quantity at the cutoff plus its trend since the snapshot before).
+
+    Oracle, labelled so everywhere: ``top_k`` (the ``k`` largest cutoff modes survive; ``k`` is
+    the mean number of final survivors of the *other* runs given, the same setting's when there
+    are any). It reads outcomes after the cutoff, so it is a replicate ceiling, not a forecast.
+
+    A forecaster that fails on a run (a numerical error, a path that turns NaN or inf) is recorded
+    for that run as an ``error`` row (neither alive nor dead) and the scorecard goes on.
 
 Time axis. The integrating theories run on the run's own time axis: theory time is ``k x
 (step - cutoff step)`` with one factor ``k`` per run and theory, fitted on the window *before* the
@@ -79,10 +88,11 @@ The state and the measurements live in :mod:`analysis.cutoff`, the forecasters i
 
 Scores (:func:`score`): fate accuracy and balanced accuracy (mean recall over the classes present),
 the final relative spectrum's error in decades (sorted predicted against sorted measured
-eigenvalues, ``log10`` floored at :data:`FLOOR`, median over the ranks alive in the measured
-spectrum: a dying mode's fate is scored by the fate scores, its ever smaller value is not), the
-path error (the same at every snapshot after the cutoff, median over snapshots and alive ranks), and the Spearman correlation
-of predicted against measured final values per cutoff mode.
+eigenvalues, both ``log10`` and floored at the collapse tolerance ``tol``, median over the ranks
+alive in the prediction *or* in the measurement, so that a rank predicted alive that died and a
+rank predicted dead that lived both cost), the path error (the same at every snapshot after the
+cutoff, median over snapshots and those ranks), and the Spearman correlation of predicted
+against measured final values per cutoff mode.
 """
 from __future__ import annotations
 
@@ -95,13 +105,14 @@ import numpy as np
 
 from . import metrics
 from .cutoff import CUTOFF, FLOOR, CutoffState, Measured, cutoff_state, measure_after
-from .forecasters import (BASELINES, FORECASTERS, THEORIES, TIME_GRID, Forecast, alignment_rows,
-                          eqn17_aligns, log_rel, persistence)
+from .forecasters import (BASELINES, FORECASTERS, ORACLES, THEORIES, TIME_GRID, Forecast,
+                          alignment_rows, eqn17_aligns, kind_of, log_rel, persistence)
 from .jsonio import json_ready
 from .runs import Run, load_run, require_finished
+from .errors import ConfigError
 
 __all__ = ["CUTOFF", "FLOOR", "TIME_GRID", "CutoffState", "Measured", "Forecast", "cutoff_state",
-           "measure_after", "FORECASTERS", "THEORIES", "BASELINES", "persistence", "eqn17_aligns",
+           "measure_after", "FORECASTERS", "THEORIES", "BASELINES", "ORACLES", "persistence", "eqn17_aligns",
            "alignment_rows", "balanced_accuracy", "score", "orderings", "summarise", "markdown",
            "scorecard", "write_scorecard"]
 
@@ -132,12 +143,14 @@ def score(fc: Forecast, meas: Measured) -> dict[str, float | None]:
         out["fate_acc"] = float(np.mean(fc.fates == meas.fates))
         out["fate_bacc"] = balanced_accuracy(fc.fates, meas.fates)
     if fc.path is not None:
-        pred = np.sort(log_rel(fc.path), axis=1)[:, ::-1]
-        got = log_rel(meas.spectra)
-        alive = got > math.log10(meas.tol)  # ranks alive in the measured spectrum
+        floor = math.log10(meas.tol)  # both sides floored at the collapse tolerance
+        pred = np.maximum(np.sort(log_rel(fc.path), axis=1)[:, ::-1], floor)
+        got = np.maximum(log_rel(meas.spectra), floor)
+        # both kinds of miss: ranks alive in the prediction or in the measurement
+        either = (pred > floor) | (got > floor)
         err = np.abs(pred - got)
-        out["spectrum_dex"] = float(np.median(err[-1][alive[-1]])) if alive[-1].any() else None
-        out["path_dex"] = float(np.median(err[alive])) if alive.any() else None
+        out["spectrum_dex"] = float(np.median(err[-1][either[-1]])) if either[-1].any() else None
+        out["path_dex"] = float(np.median(err[either])) if either.any() else None
     ranks = fc.rank_score if fc.rank_score is not None else fc.final
     if ranks is not None:
         out["spearman"] = _spearman(np.asarray(ranks, dtype=np.float64), meas.along[-1])
@@ -157,7 +170,7 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
     """Score every forecaster on every run (module docstring). Refuses runs that are not
     finished (:func:`analysis.runs.run_status` other than ``done``)."""
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and 0 < tol < 1):
-        raise ValueError(f"tol={tol!r} is invalid: allowed a number in (0, 1)")
+        raise ConfigError(f"tol={tol!r} is invalid: allowed a number in (0, 1)")
     runs, cuts, meas = [], [], []
     for d in run_dirs:
         require_finished(d)
@@ -184,8 +197,13 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
         for name, fn in FORECASTERS.items():
             try:
                 fc = fn(cut, context)
-            except ValueError as err:
-                rows.append({**base, "forecaster": name, "kind": _kind(name), "error": str(err)})
+                bad = _nonfinite(fc)
+                if bad:
+                    raise FloatingPointError(f"non-finite {bad}")
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
+                # the forecaster failed on this run: recorded, and the scorecard goes on
+                rows.append({**base, "forecaster": name, "kind": _kind(name),
+                             "error": f"{type(err).__name__}: {err}"})
                 continue
             if fc is None:
                 continue
@@ -193,6 +211,19 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
                          **_run_level(fc, m), **{f"info_{k}": v for k, v in fc.info.items()}})
     return {"cutoff": cutoff, "tol": tol, "convention": convention, "rows": rows,
             "summary": summarise(rows), "orderings": orderings(rows), "alignment": align}
+
+
+def _nonfinite(fc: Forecast | None) -> str | None:
+    """Which part of a forecast is not finite (a path that turned NaN or inf), or None."""
+    if fc is None:
+        return None
+    for part in ("path", "rank_score"):
+        v = getattr(fc, part)
+        if v is not None and not np.all(np.isfinite(np.asarray(v, dtype=np.float64))):
+            return part
+    if fc.run_level is not None and not all(math.isfinite(v) for v in fc.run_level.values()):
+        return "run_level"
+    return None
 
 
 def _rankme(s: np.ndarray) -> float:
@@ -207,6 +238,9 @@ def _run_level(fc: Forecast, meas: Measured) -> dict[str, Any]:
     out: dict[str, Any] = {"n_alive_meas": meas.n_alive,
                            "pr_meas": float(metrics.participation_ratio(final)),
                            "rankme_meas": _rankme(final)}
+    if fc.run_level is not None:
+        out.update({f"{k}_pred": v for k, v in fc.run_level.items()})
+        return out
     out["n_alive_pred"] = None if fc.fates is None else int(fc.fates.sum())
     pred = None if fc.path is None else np.clip(fc.path[-1], 0, None)
     out["pr_pred"] = None if pred is None else float(metrics.participation_ratio(pred))
@@ -248,7 +282,7 @@ def orderings(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: in
 
 
 def _kind(name: str) -> str:
-    return "theory" if name in THEORIES else "baseline"
+    return kind_of(name)
 
 
 SCORES = ("fate_acc", "fate_bacc", "spectrum_dex", "path_dex", "spearman")

@@ -6,37 +6,20 @@ collapse threshold, invariant (Eqn 14) and basins: :mod:`dynamics.exact`; sympy 
 on the linear network: :mod:`dynamics.matrix`, :mod:`dynamics.reduced`, :mod:`dynamics.sgd`.
 Command line: ``python -m dynamics --help``.
 """
-from .exact import classify_basin, collapse_threshold, fixed_points, invariant_c
-from .integrate import NonFiniteStateError
-from .modes import ModeTrajectory, integrate_modes, integrate_scalar_byol
+from importlib import import_module
 
-__all__ = [
-    "fixed_points",
-    "collapse_threshold",
-    "integrate_modes",
-    "integrate_scalar_byol",
-    "ModeTrajectory",
-    "classify_basin",
-    "invariant_c",
-    "NonFiniteStateError",
-]
+#: Public name -> the module that defines it; each loads on first use (``import dynamics`` alone
+#: loads nothing else, and a broken module fails loudly when its name is used).
+_HOMES = {
+    "fixed_points": "exact", "collapse_threshold": "exact", "classify_basin": "exact",
+    "invariant_c": "exact", "NonFiniteStateError": "integrate", "integrate_modes": "modes",
+    "integrate_scalar_byol": "modes", "ModeTrajectory": "modes", "integrate_matrix": "matrix",
+    "MatrixTrajectory": "matrix", "integrate_reduced": "reduced", "simulate_sgd": "sgd",
+}
+__all__ = sorted(_HOMES)
 
-# The matrix half of the package; each guarded so that one missing module hides only its names.
-try:
-    from .matrix import MatrixTrajectory, integrate_matrix
-except ImportError:  # pragma: no cover
-    pass
-else:
-    __all__ += ["integrate_matrix", "MatrixTrajectory"]
-try:
-    from .reduced import integrate_reduced
-except ImportError:  # pragma: no cover
-    pass
-else:
-    __all__ += ["integrate_reduced"]
-try:
-    from .sgd import simulate_sgd
-except ImportError:  # pragma: no cover
-    pass
-else:
-    __all__ += ["simulate_sgd"]
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'dynamics' has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)

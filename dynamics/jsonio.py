@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = ["json_ready", "ensure_writable"]
 
 
@@ -21,7 +23,7 @@ def ensure_writable(folder: str | Path, what: str = "--out") -> Path:
     folder = Path(folder).expanduser()
     try:
         if folder.exists() and not folder.is_dir():
-            raise ValueError(f"{what} {str(folder)!r} is a file, not a folder")
+            raise ConfigError(f"{what} {str(folder)!r} is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".write-check.", dir=folder)
         try:
@@ -30,7 +32,7 @@ def ensure_writable(folder: str | Path, what: str = "--out") -> Path:
             os.close(fd)
             os.unlink(tmp)
     except OSError as e:
-        raise ValueError(f"{what} {str(folder)!r} cannot be written: {e.strerror or e}") from None
+        raise ConfigError(f"{what} {str(folder)!r} cannot be written: {e.strerror or e}") from None
     return folder
 
 

@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from analysis.runs import load_run, read_json
+from analysis.errors import ConfigError
 
 from ._common import (doc_summary, DEFAULT_OUT, FigureData, STYLE, label_panel, param_colors, rows,
                       save_figure, to_json, write_table)
@@ -72,7 +73,7 @@ def run_tables(run_dir: str | Path, label: str) -> tuple[dict[str, list], dict[s
                             "effective_rank", "F_source")}
     for snap in run.snapshots():
         if "Wp_sym_eigvals" not in snap:
-            raise ValueError(f"runs: {str(run_dir)!r} has snapshots without a linear predictor "
+            raise ConfigError(f"runs: {str(run_dir)!r} has snapshots without a linear predictor "
                              "Wp (Fig. 2 needs predictor.name = linear or directpred)")
         s = np.asarray(snap["F_eigvals"], dtype=np.float64)
         d = len(s)
@@ -88,7 +89,7 @@ def run_tables(run_dir: str | Path, label: str) -> tuple[dict[str, list], dict[s
         scal["step"].append(int(snap["step"]))
         scal["F_source"].append(str(snap["F_source"]))
     if not scal["step"]:
-        raise ValueError(f"runs: {str(run_dir)!r} has no spectra snapshots")
+        raise ConfigError(f"runs: {str(run_dir)!r} has no spectra snapshots")
     return modes, scal
 
 
@@ -117,10 +118,10 @@ def _run_summary(m: dict[str, np.ndarray], sc: dict[str, np.ndarray]) -> dict[st
 
 def compute(cfg: Config) -> FigureData:
     if not cfg.runs:
-        raise ValueError("runs: give at least one run folder")
+        raise ConfigError("runs: give at least one run folder")
     labels = cfg.run_labels()
     if len(labels) != len(cfg.runs):
-        raise ValueError(f"labels: {len(labels)} labels for {len(cfg.runs)} runs")
+        raise ConfigError(f"labels: {len(labels)} labels for {len(cfg.runs)} runs")
     modes = {k: [] for k in ("run", "step", "mode", "F_eig", "Wp_sym_eig", "alignment")}
     scal = {k: [] for k in ("run", "step", "asymmetry", "relative_commutator",
                             "effective_rank", "F_source")}
@@ -225,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     t0 = time.perf_counter()
     try:
         data = compute(cfg)
-    except ValueError as e:
+    except ConfigError as e:
         p.exit(2, f"error: {e}\n(the committed sweep runs keep their summaries, not their spectra: "
                   "recompute them with `python -m figures.sweep figures/sweeps/cpu.toml --out "
                   "figures/out/sweeps/cpu --tables predictors --rerun-without-spectra --jobs 2`, "

@@ -34,6 +34,7 @@ from analysis.forecasters import eqn17_modes
 from analysis.runs import load_run, read_json
 
 from ._common import label_panel, render_figure, sweep_figure_parser, write_table
+from analysis.errors import ConfigError
 
 NAME = "fig6_alpha_p"
 DEFAULT_SWEEP = "figures/out/sweeps/fig6_cpu"
@@ -46,14 +47,14 @@ def _cutoff_line(run_dir: Path, step: int) -> dict[str, Any]:
         d = json.loads(line)
         if d.get("step") == step:
             return d
-    raise ValueError(f"{run_dir}: no spectra line at step {step}")
+    raise ConfigError(f"{run_dir}: no spectra line at step {step}")
 
 
 def run_row(run_dir: Path) -> dict[str, Any]:
     """The numbers of one finished run (see the module docstring)."""
     cfg, summ = read_json(run_dir / "config.json"), read_json(run_dir / "summary.json")
     if not isinstance(summ, dict):
-        raise ValueError(f"{run_dir}: not finished (no summary.json)")
+        raise ConfigError(f"{run_dir}: not finished (no summary.json)")
     run = load_run(run_dir)
     wd_p = cfg["predictor"]["weight_decay"]
     row: dict[str, Any] = {
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.exit(2, f"error: {args.sweep!r} holds no finished runs (run figures/sweeps/fig6_cpu.toml)\n")
     try:
         rows = [run_row(d) for d in folders]
-    except ValueError as e:
+    except ConfigError as e:
         p.exit(2, f"error: {e}\n(the per-run numbers need the runs' spectra/; a fresh clone has the "
                   "summaries only: rerun the sweep with --rerun-without-spectra)\n")
     table = cells(rows)

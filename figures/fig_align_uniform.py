@@ -23,6 +23,7 @@ import numpy as np
 from analysis.runs import read_json
 
 from ._common import label_panel, render_figure, sweep_figure_parser, write_table
+from analysis.errors import ConfigError
 
 NAME = "fig_align_uniform"
 DEFAULT_SWEEP = "figures/out/sweeps/methods_cpu"
@@ -39,7 +40,7 @@ def _label(setting: dict[str, Any]) -> str:
 def _settings(sweep: Path) -> list[tuple[str, list[Path]]]:
     manifest = read_json(sweep / "sweep.json")
     if not isinstance(manifest, dict):
-        raise ValueError(f"{str(sweep)!r}: no sweep.json (not a sweep folder)")
+        raise ConfigError(f"{str(sweep)!r}: no sweep.json (not a sweep folder)")
     return [(_label(setting), [sweep / run for run in setting["runs"] if (sweep / run / "summary.json").is_file()])
             for table in manifest["tables"] for setting in table["settings"]]
 
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         paths, ends = setting_paths(Path(args.sweep)), setting_ends(Path(args.sweep))
-    except ValueError as e:
+    except ConfigError as e:
         p.exit(2, f"error: {e}\n")
     if not ends:
         p.exit(2, f"error: {args.sweep!r} has no finished run (run the sweep)\n")

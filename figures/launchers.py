@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from analysis.runs import atomic_file
+from analysis.errors import ConfigError
 
 __all__ = ["realnet_command", "slurm_script", "write_slurm_scripts", "SLURM_DIR"]
 
@@ -26,7 +27,7 @@ def realnet_command(base: str, folder: Path, overrides: Sequence[str], *, nproc:
     """The ``python -m realnet train`` command line of one run; with ``nproc > 1`` under
     ``torchrun --standalone --nproc_per_node nproc`` (one machine, data-parallel)."""
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"--nproc={nproc!r} is invalid: allowed an integer >= 1")
+        raise ConfigError(f"--nproc={nproc!r} is invalid: allowed an integer >= 1")
     prefix = [sys.executable]
     if nproc > 1:
         prefix += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
@@ -43,7 +44,7 @@ def slurm_script(cmd: Sequence[str], *, job_name: str, folder: Path, root: Path,
     for opt in options:
         opt = opt.strip()
         if not opt.startswith("--") or "\n" in opt:
-            raise ValueError(f"--slurm-option {opt!r} is invalid: allowed one sbatch option "
+            raise ConfigError(f"--slurm-option {opt!r} is invalid: allowed one sbatch option "
                              "starting with -- (e.g. --gres=gpu:1)")
         lines.append(f"#SBATCH {opt}")
     lines += ["set -euo pipefail", f"cd {shlex.quote(str(root.resolve()))}",

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
+from analysis.errors import ConfigError
 
 __all__ = ["RUNS", "run_mission", "main"]
 
@@ -104,10 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.steps is not None and args.steps < 20:
-            raise ValueError(f"--steps={args.steps} is invalid: allowed an integer >= 20")
+            raise ConfigError(f"--steps={args.steps} is invalid: allowed an integer >= 20")
         ensure_writable(args.out)
         result = run_mission(args.out, quiet=args.quiet, steps=args.steps)
-    except ValueError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for name, r in result["runs"].items():

@@ -67,12 +67,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from analysis.process import StopSignals
-from analysis.runs import (CONFIG, SUMMARY, SWEEP_STATUS, FolderBusyError, folder_lock, read_json, run_status,
-                           write_json_atomic)
+from analysis.runs import (COMPACT_SNAPSHOTS, CONFIG, SPECTRA_DIR, SUMMARY, SWEEP_STATUS, FolderBusyError,
+                           folder_lock, read_json, run_status, write_compact_snapshots, write_json_atomic)
 
 from ._common import doc_summary
 from .launchers import realnet_command, write_slurm_scripts
 from .sweep_file import Setting, SweepSpec, TableSpec, load_sweep, override_strings, sweep_from_dict
+from analysis.errors import ConfigError
 
 __all__ = [
     "Setting",
@@ -182,7 +183,7 @@ def plan_runs(spec: SweepSpec) -> list[PlannedRun]:
     try:
         reference = config_to_dict(load_config(spec.base, spec.overrides))
     except ValueError as e:
-        raise ValueError(f"overrides: {e}") from None
+        raise ConfigError(f"overrides: {e}") from None
     ref_no_seed = {k: v for k, v in reference.items() if k != "seed"}
     runs: dict[str, PlannedRun] = {}
     names: dict[str, str] = {}  # folder name -> canonical config (without seed)
@@ -194,7 +195,7 @@ def plan_runs(spec: SweepSpec) -> list[PlannedRun]:
                 try:
                     cfg = config_to_dict(load_config(spec.base, overrides))
                 except ValueError as e:
-                    raise ValueError(f"tables.{table.name} setting ({label}): {e}") from None
+                    raise ConfigError(f"tables.{table.name} setting ({label}): {e}") from None
                 no_seed = {k: v for k, v in cfg.items() if k != "seed"}
                 key = _canonical(cfg)
                 if key not in runs:
@@ -297,6 +298,10 @@ Launcher = Callable[[list[str], Path, dict[str, str]], RunOutcome]
 
 
 def _record(folder: Path, run: PlannedRun, outcome: RunOutcome, cmd: list[str]) -> None:
+    """``sweep_status.json`` of the attempt; a finished run's snapshots also go into its
+    committable :data:`analysis.runs.COMPACT_SNAPSHOTS`."""
+    if outcome.status == "done" and (folder / SPECTRA_DIR).is_dir():
+        write_compact_snapshots(folder)
     write_json_atomic(folder / STATUS_FILE, {
         **asdict(outcome), "command": cmd, "setting": run.setting, "seed": run.seed,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -354,13 +359,13 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     recorded (``sweep_status.json``) and the sweep goes on. ``dry_run`` prints the plan and
     touches nothing.
 
-    ``rerun_without_spectra``: also run again the finished runs whose ``spectra/`` folder is
-    missing (a fresh clone keeps the summaries of committed sweeps, not their snapshots).
+    ``rerun_without_spectra``: also run again the finished runs that have neither ``spectra/``
+    nor ``snapshots.npz`` (runs committed before the compact snapshots were kept).
     ``nproc > 1``: every run under ``torchrun`` with that many processes (data-parallel).
     ``slurm`` (a list of ``#SBATCH`` options, possibly empty): write one batch script per run to
     launch and ``submit_all.sh`` (:mod:`figures.launchers`) instead of running anything."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs={jobs!r} is invalid: allowed an integer >= 1")
+        raise ConfigError(f"jobs={jobs!r} is invalid: allowed an integer >= 1")
     realnet_command(spec.base, Path("."), (), nproc=nproc)  # nproc checked before any work
     out = Path(out)
     plan = plan_runs(spec)
@@ -369,11 +374,12 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     todo = [r for r in plan if states[r.folder] in ("new", "partial", "failed") or
             (retry_failed and states[r.folder] == "nonfinite") or
             (rerun_without_spectra and states[r.folder] == "done"
-             and not (out / r.folder / "spectra").is_dir())]
+             and not (out / r.folder / SPECTRA_DIR).is_dir()
+             and not (out / r.folder / COMPACT_SNAPSHOTS).is_file())]
     if tables is not None:
         unknown = sorted(set(tables) - {t.name for t in spec.tables})
         if unknown:
-            raise ValueError(f"--tables: unknown table(s) {', '.join(unknown)} (the sweep has "
+            raise ConfigError(f"--tables: unknown table(s) {', '.join(unknown)} (the sweep has "
                              f"{', '.join(t.name for t in spec.tables)})")
         todo = [r for r in todo if any(name in tables for name, _ in r.uses)]
     todo.sort(key=lambda r: spec.seeds.index(r.seed))  # every setting's first seed first
@@ -388,7 +394,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
             say(f"  [{states[r.folder]:>9}] {r.folder}  {' '.join(r.overrides)}")
         return states
     if conflicts:  # nothing is launched and no table is rewritten from a mix of configs
-        raise ValueError(f"{str(out)!r} holds runs of another config than the sweep file's: "
+        raise ConfigError(f"{str(out)!r} holds runs of another config than the sweep file's: "
                          f"{', '.join(conflicts)}; use a new --out (or restore the sweep file)")
     if slurm is not None:
         write_manifest(out, spec, plan)
@@ -477,8 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tables", default=None, metavar="NAME[,NAME]",
                    help="launch only the runs of these tables (the others stay as they are)")
     p.add_argument("--rerun-without-spectra", action="store_true",
-                   help="also rerun finished runs whose spectra/ are missing (a fresh clone has "
-                        "the committed summaries only)")
+                   help="also rerun finished runs with neither spectra/ nor snapshots.npz (runs "
+                        "committed before the compact snapshots were kept)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an override for every run (repeatable), after the sweep file's own")
     p.add_argument("--nproc", type=int, default=1,
@@ -495,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = load_sweep(args.sweep)
         for item in args.set:
             if "=" not in item or item.split("=", 1)[0].strip() in ("", "seed"):
-                raise ValueError(f"--set {item!r} is invalid: allowed KEY=VALUE with a realnet "
+                raise ConfigError(f"--set {item!r} is invalid: allowed KEY=VALUE with a realnet "
                                  "config key other than seed (the sweep sets the seeds)")
         spec = dataclasses.replace(spec, overrides=spec.overrides + tuple(args.set))
         states = run_sweep(spec, args.out, jobs=args.jobs, dry_run=args.dry_run,
@@ -503,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            rerun_without_spectra=args.rerun_without_spectra,
                            tables=None if args.tables is None else args.tables.split(","),
                            nproc=args.nproc, slurm=args.slurm_option if args.slurm else None)
-    except ValueError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except FolderBusyError as e:

@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from analysis.errors import ConfigError
 
 __all__ = ["Setting", "TableSpec", "SweepSpec", "override_strings", "sweep_from_dict", "load_sweep"]
 
@@ -60,7 +61,7 @@ def _flatten(table: Any, where: str, prefix: str = "") -> dict[str, Any]:
     """``{"predictor": {"freq": 2}}`` (bare dotted TOML keys) or ``{"predictor.freq": 2}``
     (quoted keys) -> ``{"predictor.freq": 2}``."""
     if not isinstance(table, dict):
-        raise ValueError(f"{where}: expected a table of dotted keys, got {table!r}")
+        raise ConfigError(f"{where}: expected a table of dotted keys, got {table!r}")
     out: dict[str, Any] = {}
     for k, v in table.items():
         key = prefix + k
@@ -80,7 +81,7 @@ def _format_value(v: Any, key: str) -> str:
     if isinstance(v, list) and all(isinstance(x, (int, float, str, bool)) and
                                    not isinstance(x, list) for x in v):
         return ",".join(_format_value(x, key) for x in v)
-    raise ValueError(f"{key}={v!r}: unsupported value (allowed a number, string, bool or a flat "
+    raise ConfigError(f"{key}={v!r}: unsupported value (allowed a number, string, bool or a flat "
                      "list)")
 
 
@@ -89,7 +90,7 @@ def override_strings(table: dict[str, Any], where: str) -> tuple[str, ...]:
     (seeds come from the sweep's ``seeds``)."""
     flat = _flatten(table, where)
     if "seed" in flat:
-        raise ValueError(f"{where}: 'seed' may not be set here; list the seeds in the sweep's "
+        raise ConfigError(f"{where}: 'seed' may not be set here; list the seeds in the sweep's "
                          "top-level 'seeds'")
     return tuple(f"{k}={_format_value(v, k)}" for k, v in flat.items())
 
@@ -97,7 +98,7 @@ def override_strings(table: dict[str, Any], where: str) -> tuple[str, ...]:
 def _unknown_keys(found: set[str], allowed: set[str], where: str) -> None:
     bad = sorted(found - allowed)
     if bad:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, bad))} (allowed: "
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, bad))} (allowed: "
                          f"{', '.join(sorted(allowed))})")
 
 
@@ -105,25 +106,25 @@ def _grid_settings(grid: dict[str, Any], rows: str | None, cols: str | None,
                    where: str) -> tuple[tuple[Setting, ...], str, str | None]:
     flat = _flatten(grid, where + ".grid")
     if not flat:
-        raise ValueError(f"{where}.grid: empty; give at least one key with a list of values")
+        raise ConfigError(f"{where}.grid: empty; give at least one key with a list of values")
     if "seed" in flat:
-        raise ValueError(f"{where}.grid: 'seed' may not be a grid key; list the seeds in the "
+        raise ConfigError(f"{where}.grid: 'seed' may not be a grid key; list the seeds in the "
                          "sweep's top-level 'seeds'")
     for k, v in flat.items():
         if not isinstance(v, list) or not v:
-            raise ValueError(f"{where}.grid.{k}: expected a non-empty list of values, got {v!r}")
+            raise ConfigError(f"{where}.grid.{k}: expected a non-empty list of values, got {v!r}")
         if len({json.dumps(x) for x in v}) != len(v):
-            raise ValueError(f"{where}.grid.{k}: repeated values in {v!r}")
+            raise ConfigError(f"{where}.grid.{k}: repeated values in {v!r}")
     keys = list(flat)
     rows = rows if rows is not None else keys[0]
     if cols is None and len(keys) == 2:
         cols = next(k for k in keys if k != rows)
     for name, key in (("rows", rows), ("cols", cols)):
         if key is not None and key not in flat:
-            raise ValueError(f"{where}.{name}={key!r} is not a grid key (grid keys: "
+            raise ConfigError(f"{where}.{name}={key!r} is not a grid key (grid keys: "
                              f"{', '.join(keys)})")
     if len(keys) > (2 if cols is not None else 1) or (cols is not None and cols == rows):
-        raise ValueError(f"{where}: a table shows at most two grid keys (rows and cols); got "
+        raise ConfigError(f"{where}: a table shows at most two grid keys (rows and cols); got "
                          f"{', '.join(keys)} with rows={rows!r}, cols={cols!r}")
     order = [rows] + ([cols] if cols is not None else [])
     settings = []
@@ -135,19 +136,19 @@ def _grid_settings(grid: dict[str, Any], rows: str | None, cols: str | None,
 
 def _named_settings(items: Any, where: str) -> tuple[Setting, ...]:
     if not isinstance(items, list) or not items:
-        raise ValueError(f"{where}.settings: expected a non-empty array of tables "
+        raise ConfigError(f"{where}.settings: expected a non-empty array of tables "
                          "([[tables.settings]] with label and overrides)")
     out, seen = [], set()
     for i, item in enumerate(items):
         w = f"{where}.settings[{i}]"
         if not isinstance(item, dict):
-            raise ValueError(f"{w}: expected a table with label and overrides, got {item!r}")
+            raise ConfigError(f"{w}: expected a table with label and overrides, got {item!r}")
         _unknown_keys(set(item), _SETTING_KEYS, w)
         label = item.get("label")
         if not isinstance(label, str) or not label:
-            raise ValueError(f"{w}.label: expected a non-empty string, got {label!r}")
+            raise ConfigError(f"{w}.label: expected a non-empty string, got {label!r}")
         if label in seen:
-            raise ValueError(f"{w}.label={label!r}: used twice in this table")
+            raise ConfigError(f"{w}.label={label!r}: used twice in this table")
         seen.add(label)
         out.append(Setting({"setting": label}, override_strings(item.get("overrides", {}),
                                                                  f"{w}.overrides"),
@@ -158,28 +159,28 @@ def _named_settings(items: Any, where: str) -> tuple[Setting, ...]:
 def _table(data: Any, i: int) -> TableSpec:
     where = f"tables[{i}]"
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a table, got {data!r}")
+        raise ConfigError(f"{where}: expected a table, got {data!r}")
     _unknown_keys(set(data), _TABLE_KEYS, where)
     name = data.get("name", f"table{i}")
     if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
-        raise ValueError(f"{where}.name={name!r}: expected letters, digits, '_' or '-'")
+        raise ConfigError(f"{where}.name={name!r}: expected letters, digits, '_' or '-'")
     has_grid, has_settings = "grid" in data, "settings" in data
     if has_grid == has_settings:
-        raise ValueError(f"{where} ({name}): give exactly one of 'grid' and 'settings'")
+        raise ConfigError(f"{where} ({name}): give exactly one of 'grid' and 'settings'")
     for key in ("rows", "cols", "title", "note"):
         if key in data and not isinstance(data[key], str):
-            raise ValueError(f"{where}.{key}: expected a string, got {data[key]!r}")
+            raise ConfigError(f"{where}.{key}: expected a string, got {data[key]!r}")
     if has_grid:
         settings, rows, cols = _grid_settings(data["grid"], data.get("rows"), data.get("cols"),
                                               where)
     else:
         if "rows" in data or "cols" in data:
-            raise ValueError(f"{where}: 'rows'/'cols' apply to a grid; a settings table has one "
+            raise ConfigError(f"{where}: 'rows'/'cols' apply to a grid; a settings table has one "
                              "row per setting label")
         settings, rows, cols = _named_settings(data["settings"], where), "setting", None
     if "paper" in data:
         if not has_grid:
-            raise ValueError(f"{where}.paper: a settings table gives 'paper' per setting")
+            raise ConfigError(f"{where}.paper: a settings table gives 'paper' per setting")
         settings = _with_paper(settings, data["paper"], rows, cols, f"{where}.paper")
     return TableSpec(name, data.get("title", name), rows, cols, settings, data.get("note", ""))
 
@@ -188,7 +189,7 @@ def _paper_value(v: Any, where: str) -> float | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"{where}: expected a number, got {v!r}")
+        raise ConfigError(f"{where}: expected a number, got {v!r}")
     return float(v)
 
 
@@ -198,7 +199,7 @@ def _with_paper(settings: tuple[Setting, ...], entries: Any, rows: str, cols: st
     ``[[row, col, value], ...]`` (2-D), each naming a cell of the grid."""
     n = 2 if cols is None else 3
     if not isinstance(entries, list) or any(not isinstance(e, list) or len(e) != n for e in entries):
-        raise ValueError(f"{where}: expected a list of [{'row, ' if n == 2 else 'row, col, '}"
+        raise ConfigError(f"{where}: expected a list of [{'row, ' if n == 2 else 'row, col, '}"
                          f"value] entries, got {entries!r}")
     keys = [rows] + ([cols] if cols else [])
     values = {}
@@ -206,7 +207,7 @@ def _with_paper(settings: tuple[Setting, ...], entries: Any, rows: str, cols: st
         cell = {k: x for k, x in zip(keys, e[:-1])}
         match = [i for i, st in enumerate(settings) if st.label == cell]
         if not match:
-            raise ValueError(f"{where}: {e!r} names no cell of the grid")
+            raise ConfigError(f"{where}: {e!r} names no cell of the grid")
         values[match[0]] = _paper_value(e[-1], where)
     return tuple(Setting(st.label, st.overrides, values.get(i)) for i, st in enumerate(settings))
 
@@ -215,7 +216,7 @@ def _resolve_base(base: Any, folder: Path) -> str:
     from realnet.config import resolve_config_path
 
     if not isinstance(base, str) or not base:
-        raise ValueError(f"base: expected a realnet config name or TOML path, got {base!r}")
+        raise ConfigError(f"base: expected a realnet config name or TOML path, got {base!r}")
     local = folder / base
     if local.is_file():
         return str(local.resolve())
@@ -227,21 +228,21 @@ def sweep_from_dict(data: dict[str, Any], folder: str | Path = ".") -> SweepSpec
     paths are looked up). Checks the structure only; :func:`plan_runs` checks the configs."""
     _unknown_keys(set(data), _TOP_KEYS, "sweep file")
     if "base" not in data:
-        raise ValueError("sweep file: missing 'base' (a realnet config name or TOML path)")
+        raise ConfigError("sweep file: missing 'base' (a realnet config name or TOML path)")
     base = _resolve_base(data["base"], Path(folder))
     seeds = data.get("seeds", [0])
     if (not isinstance(seeds, list) or not seeds or
             any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
-        raise ValueError(f"seeds={seeds!r} is invalid: allowed a non-empty list of integers >= 0")
+        raise ConfigError(f"seeds={seeds!r} is invalid: allowed a non-empty list of integers >= 0")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds={seeds!r}: repeated seeds")
+        raise ConfigError(f"seeds={seeds!r}: repeated seeds")
     tables = data.get("tables")
     if not isinstance(tables, list) or not tables:
-        raise ValueError("tables: expected at least one [[tables]] entry")
+        raise ConfigError("tables: expected at least one [[tables]] entry")
     specs = tuple(_table(t, i) for i, t in enumerate(tables))
     names = [t.name for t in specs]
     if len(set(names)) != len(names):
-        raise ValueError(f"tables: repeated table names {names}")
+        raise ConfigError(f"tables: repeated table names {names}")
     name = data.get("name", "sweep")
     return SweepSpec(str(name), base, tuple(seeds),
                      override_strings(data.get("overrides", {}), "overrides"), specs,
@@ -252,10 +253,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Parse and structurally check a sweep file (ValueError naming the bad key)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"sweep file {str(path)!r}: no such file")
+        raise ConfigError(f"sweep file {str(path)!r}: no such file")
     with open(path, "rb") as fh:
         try:
             data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"sweep file {str(path)!r}: not valid TOML: {e}") from None
+            raise ConfigError(f"sweep file {str(path)!r}: not valid TOML: {e}") from None
     return sweep_from_dict(data, path.parent)

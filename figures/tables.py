@@ -32,6 +32,7 @@ import numpy as np
 from analysis.runs import SUMMARY, read_json, run_status
 
 from ._common import doc_summary, write_table
+from analysis.errors import ConfigError
 
 __all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "paper_orderings", "sweep_results",
            "markdown_tables", "write_tables", "main"]
@@ -126,11 +127,11 @@ def paper_orderings(cells: Sequence[dict[str, Any]], two_d: bool) -> list[dict[s
 def _load_manifest(out: Path) -> dict[str, Any]:
     path = out / "sweep.json"
     if not path.is_file():
-        raise ValueError(f"DIR: {str(out)!r} has no sweep.json; not a sweep folder (run "
+        raise ConfigError(f"DIR: {str(out)!r} has no sweep.json; not a sweep folder (run "
                          "python -m figures.sweep first)")
     data = read_json(path)
     if data is None or "tables" not in data:
-        raise ValueError(f"DIR: {str(path)!r} is not a sweep manifest")
+        raise ConfigError(f"DIR: {str(path)!r} is not a sweep manifest")
     return data
 
 
@@ -292,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         paths = write_tables(args.dir)
-    except ValueError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print("wrote " + ", ".join(str(x) for x in paths))

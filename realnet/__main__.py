@@ -7,8 +7,9 @@
     invocation with a checkpoint (rerun the same command to continue).
 ``python -m realnet eval DIR``
     Re-probe the run's last checkpoint; writes DIR/eval.json.
-``python -m realnet export DIR [--out FILE]``
-    Write the trained trunk as a plain state dict (:mod:`realnet.export`).
+``python -m realnet export DIR [--out FILE] [--force]``
+    Write the trained trunk as a plain state dict (:mod:`realnet.export`); never inside a run
+    folder except as its ``trunk.pt``, and never over an existing file without ``--force``.
 ``python -m realnet print-config --config NAME_OR_FILE [key=value ...]``
     Print the resolved config (inheritance and overrides applied, validated) as TOML.
 
@@ -57,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, help="override the run's device (cpu, cuda, ...)")
     x = sub.add_parser("export", help="write a run's trained trunk as a plain state dict (+ .json)")
     x.add_argument("run_dir")
-    x.add_argument("--out", default=None, help="file (default RUN_DIR/trunk.pt)")
+    x.add_argument("--out", default=None, help="file (default RUN_DIR/trunk.pt; inside a run "
+                   "folder only trunk.pt)")
+    x.add_argument("--force", action="store_true", help="replace --out (and its .json) if it exists")
     sub.add_parser("configs", help="list the shipped configs")
     c = sub.add_parser("print-config", help="print the resolved config (base, inheritance, overrides) as TOML")
     c.add_argument("--config", required=True, help="TOML file or shipped config name")
@@ -68,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Imports after parsing so that --help is instant.
+    from analysis.errors import ConfigError, io_problem
+
     from .config import load_config, shipped_configs
     from .data import DownloadError, MissingDatasetError
     from .evaluate import evaluate_run
@@ -85,24 +90,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(config_to_toml(load_config(args.config, args.overrides)), end="")
         elif args.command == "train":
             if args.stop_after is not None and args.stop_after < 1:
-                raise ValueError(f"--stop-after={args.stop_after} is invalid: allowed an "
+                raise ConfigError(f"--stop-after={args.stop_after} is invalid: allowed an "
                                  "integer >= 1")
             cfg = load_config(args.config, args.overrides)
             out = args.out or str(Path("runs") / Path(args.config).name.removesuffix(".toml"))
             summary = train(cfg, out, quiet=True if args.quiet else None,
                             stop_after=args.stop_after)
-            if summary is None:
+            if summary is None and args.stop_after is not None:
                 print(f"stopped after {args.stop_after} steps; rerun the same command to resume")
+            elif summary is None:  # a torchrun rank other than 0: rank 0 prints the result
+                pass
             else:
                 print(json.dumps({k: summary[k] for k in _SUMMARY_KEYS if k in summary}))
         elif args.command == "export":
             from .export import export_trunk
 
-            print(json.dumps(export_trunk(args.run_dir, args.out)))
+            print(json.dumps(export_trunk(args.run_dir, args.out, force=args.force)))
         else:
             res = evaluate_run(args.run_dir, device=args.device)
             print(json.dumps(res))
-    except ValueError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except NonFiniteError as e:
@@ -117,8 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as e:
         print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
-    except OSError as e:  # e.g. the disk filled up while writing; the last checkpoint is intact
-        print(f"error: cannot write {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+    except OSError as e:  # a full disk or a permission: one line (the last checkpoint is intact)
+        line = io_problem(e)
+        if line is None:  # any other OSError is a bug: its traceback
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     return 0
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .data import DatasetSpec, dataset_spec
 from .ranges import Allowed, check_fields, knob, number, ordered_pair
+from analysis.errors import ConfigError
 
 __all__ = [
     "AugmentConfig",
@@ -302,14 +303,14 @@ class GPUAugment:
         cfg.validate()
         out = spec.image_size if out_size is None else out_size
         if isinstance(out, bool) or not isinstance(out, int) or out < 1:
-            raise ValueError(f"augment.out_size: must be an integer >= 1, got {out_size!r}")
+            raise ConfigError(f"augment.out_size: must be an integer >= 1, got {out_size!r}")
         colour_jitter = cfg.jitter_p > 0 and (cfg.jitter[2] > 0 or cfg.jitter[3] > 0)
         if spec.channels != 3 and (colour_jitter or cfg.grayscale_p > 0):
-            raise ValueError(f"augment.jitter / augment.grayscale_p: saturation, hue and grayscale need "
+            raise ConfigError(f"augment.jitter / augment.grayscale_p: saturation, hue and grayscale need "
                              f"3 channels; {spec.name} has {spec.channels} (set them to 0)")
         kernel = cfg.blur_kernel or _auto_kernel(out)
         if cfg.blur_p > 0 and kernel // 2 >= out:
-            raise ValueError(f"augment.blur_kernel: kernel {kernel} too large for output size {out}")
+            raise ConfigError(f"augment.blur_kernel: kernel {kernel} too large for output size {out}")
         self.cfg, self.spec, self.out_size, self.blur_kernel = cfg, spec, out, kernel
         b, c, s, h = cfg.jitter
         self._constants_cpu = {

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .models import ARCHS, STEMS, build_backbone
+from analysis.errors import ConfigError
 
 __all__ = ["BackboneFactory", "torchvision_archs", "all_archs", "is_resnet_family",
            "adapt_resnet_stem", "strip_classifier", "RepeatChannels", "torchvision_backbone",
@@ -91,7 +92,7 @@ def strip_classifier(model: nn.Module) -> int:
         if isinstance(m, nn.Linear):
             last = (name, m)
     if last is None:
-        raise ValueError(f"{type(model).__name__}: no nn.Linear classifier to remove")
+        raise ConfigError(f"{type(model).__name__}: no nn.Linear classifier to remove")
     _set_submodule(model, last[0], nn.Identity())
     return int(last[1].in_features)
 
@@ -116,20 +117,20 @@ def torchvision_backbone(name: str, *, stem: str = "imagenet", in_channels: int 
     import torchvision
 
     if name not in torchvision_archs():
-        raise ValueError(f"model.arch={name!r} is invalid: allowed {all_archs()}")
+        raise ConfigError(f"model.arch={name!r} is invalid: allowed {all_archs()}")
     if width != 1:
-        raise ValueError(f"model.width={width!r} is invalid for model.arch={name}: allowed 1 "
+        raise ConfigError(f"model.width={width!r} is invalid for model.arch={name}: allowed 1 "
                          f"(only realnet's own {sorted(ARCHS)} take a width multiplier)")
     model = torchvision.models.get_model(name, weights=None)
     if is_resnet_family(model):
         adapt_resnet_stem(model, stem, in_channels)
     elif stem != "imagenet":
-        raise ValueError(f"model.stem={stem!r} is invalid for model.arch={name}: allowed imagenet "
+        raise ConfigError(f"model.stem={stem!r} is invalid for model.arch={name}: allowed imagenet "
                          "(the cifar and small stems exist for ResNet-family models)")
     feat = strip_classifier(model)
     if not is_resnet_family(model) and in_channels != 3:
         if in_channels != 1:
-            raise ValueError(f"model.arch={name} takes 3 input channels; the data has {in_channels}")
+            raise ConfigError(f"model.arch={name} takes 3 input channels; the data has {in_channels}")
         model = RepeatChannels(model)
     return model, feat
 
@@ -141,7 +142,7 @@ def module_feat_dim(module: nn.Module, channels: int, size: int) -> int:
     probe = copy.deepcopy(module).cpu().eval()
     y = probe(torch.zeros(2, channels, size, size))
     if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != 2:
-        raise ValueError(f"backbone: must map (B, C, H, W) images to (B, d) features; "
+        raise ConfigError(f"backbone: must map (B, C, H, W) images to (B, d) features; "
                          f"{type(module).__name__} returned {getattr(y, 'shape', type(y).__name__)}")
     return int(y.shape[1])
 
@@ -154,13 +155,13 @@ def backbone_factory(model_cfg, channels: int, size: int,
     m = model_cfg
     if module is not None:
         if m.arch != CUSTOM_ARCH:
-            raise ValueError(f"model.arch={m.arch!r} is invalid with a backbone module: allowed "
+            raise ConfigError(f"model.arch={m.arch!r} is invalid with a backbone module: allowed "
                              f"{CUSTOM_ARCH!r} (train() sets it when backbone= is given)")
         initial = copy.deepcopy(module).cpu()
         feat = module_feat_dim(initial, channels, size)
         return lambda: (copy.deepcopy(initial), feat)
     if m.arch == CUSTOM_ARCH:
-        raise ValueError("model.arch='custom' is invalid here: allowed only with the Python API's "
+        raise ConfigError("model.arch='custom' is invalid here: allowed only with the Python API's "
                          "backbone= module (realnet.train.train(cfg, out, backbone=module))")
     if m.arch in ARCHS:
         return lambda: build_backbone(arch=m.arch, stem=m.stem, width=m.width, in_channels=channels)

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from analysis.errors import ConfigError
 from analysis.runs import CHECKPOINT, atomic_file
 
 __all__ = [
@@ -96,7 +97,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(ConfigError):
     """A checkpoint file that cannot be read (truncated, empty, garbage)."""
 
     def __init__(self, path: Path, why: str) -> None:

@@ -51,6 +51,7 @@ from .augment import AugmentConfig
 from .optim import OptimConfig
 from .predictors import PredictorConfig
 from .ranges import Allowed, check_fields, fail, integer, knob
+from analysis.errors import ConfigError
 from .sections import (EMA_SCHEDULES, METHODS, DataConfig, EvalConfig, LogConfig, LoopConfig,
                        MethodConfig, ModelConfig)
 
@@ -84,7 +85,7 @@ class TrainConfig:
     """The whole run. ``augment`` holds overrides of the dataset's default augmentation
     (:func:`realnet.augment.default_augment`), keyed by :class:`AugmentConfig` field."""
 
-    seed: int = knob(0, integer(0))
+    seed: int = knob(0, integer(0, 2**31 - 1))  # the generators' seeds are seed * 1000 + k (int64)
     device: str = knob("auto", Allowed(
         lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or
                                           (v.startswith("cuda:") and v[5:].isdigit())),
@@ -100,7 +101,7 @@ class TrainConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self) -> "TrainConfig":
-        """Check every value; raise ValueError naming the first bad key. Returns ``self``."""
+        """Check every value; raise ConfigError naming the first bad key. Returns ``self``."""
         check_fields(self, "")
         for section in (self.data, self.model, self.method, self.predictor, self.optim,
                         self.train, self.eval, self.log):
@@ -139,7 +140,7 @@ def _schema_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _unknown(prefix: str, name: str, known: typing.Iterable[str], rest: str = "") -> ValueError:
+def _unknown(prefix: str, name: str, known: typing.Iterable[str], rest: str = "") -> ConfigError:
     """Refusal of the key ``prefix + name + rest`` whose part ``name`` is not among ``known``,
     suggesting the full key with the closest known part."""
     known = sorted(known)
@@ -154,7 +155,7 @@ def _unknown(prefix: str, name: str, known: typing.Iterable[str], rest: str = ""
         full = [k for k in leaves if last and k.split(".")[-1] == last[0]]
         hint = f"; did you mean {' or '.join(map(repr, full))}?" if full else ""
     where = f" under {prefix.rstrip('.')!r}" if prefix else ""
-    return ValueError(f"unknown key {prefix + name + rest!r}{hint} (known{where}: "
+    return ConfigError(f"unknown key {prefix + name + rest!r}{hint} (known{where}: "
                       f"{', '.join(known)})")
 
 
@@ -182,7 +183,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 errors.append(str(e))
         if not errors:
             fail(key, value, "a value (not none)")
-        raise ValueError(errors[0] + (" or none (auto)" if type(None) in args else ""))
+        raise ConfigError(errors[0] + (" or none (auto)" if type(None) in args else ""))
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -283,16 +284,16 @@ def merge_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> di
     out = json.loads(json.dumps(data))
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r}: expected key=value (e.g. optim.lr=0.05)")
+            raise ConfigError(f"override {item!r}: expected key=value (e.g. optim.lr=0.05)")
         key, text = (x.strip() for x in item.split("=", 1))
         parts = key.split(".")
         if not all(parts):
-            raise ValueError(f"override {item!r}: empty part in the key {key!r}")
+            raise ConfigError(f"override {item!r}: empty part in the key {key!r}")
         node = out
         for i, name in enumerate(parts[:-1]):
             node = node.setdefault(name, {})
             if not isinstance(node, dict):
-                raise ValueError(f"unknown key {key!r}: {'.'.join(parts[:i + 1])!r} is a value, "
+                raise ConfigError(f"unknown key {key!r}: {'.'.join(parts[:i + 1])!r} is a value, "
                                  "not a section")
         value = node[parts[-1]] = _override_value(text)
         other = _EXCLUSIVE.get(key)
@@ -438,7 +439,7 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     names = shipped_configs()
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"--config {str(name_or_path)!r}: no such file and no shipped config of "
+    raise ConfigError(f"--config {str(name_or_path)!r}: no such file and no shipped config of "
                      f"that name{hint} (shipped: {', '.join(names)})")
 
 
@@ -455,23 +456,23 @@ def _read_toml(path: str | Path, chain: tuple[str, ...]) -> dict[str, Any]:
     tables merged key by key, this file's values winning), recursively."""
     resolved = str(resolve_config_path(path))
     if resolved in chain:
-        raise ValueError(f"--config {str(path)!r}: 'base' makes a cycle: {' -> '.join(chain + (resolved,))}")
+        raise ConfigError(f"--config {str(path)!r}: 'base' makes a cycle: {' -> '.join(chain + (resolved,))}")
     with open(resolved, "rb") as fh:
         try:
             data = tomllib.load(fh)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"--config {str(path)!r}: not valid TOML (UTF-8): {e}") from None
+            raise ConfigError(f"--config {str(path)!r}: not valid TOML (UTF-8): {e}") from None
     base = data.pop("base", None)
     if base is None:
         return data
     if not isinstance(base, str):
-        raise ValueError(f"--config {str(path)!r}: base must be a config name or path, got {base!r}")
+        raise ConfigError(f"--config {str(path)!r}: base must be a config name or path, got {base!r}")
     beside = Path(resolved).parent / base
     return _merge(_read_toml(beside if beside.is_file() else base, chain + (resolved,)), data)
 
 
 def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -> TrainConfig:
     """Load a TOML config (a path or a shipped name; ``None`` = the defaults), apply the
-    ``key=value`` overrides and validate. Raises ValueError naming the first bad key."""
+    ``key=value`` overrides and validate. Raises ConfigError naming the first bad key."""
     data = {} if path is None else _read_toml(path, ())
     return config_from_dict(merge_overrides(data, overrides)).validate()

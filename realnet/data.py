@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
+from analysis.errors import ConfigError
 
 if TYPE_CHECKING:  # the config imports this module
     from .config import TrainConfig
@@ -126,7 +127,7 @@ class MissingDatasetError(FileNotFoundError):
 def dataset_spec(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` of ``name``; ``ValueError`` naming ``data.dataset`` if unknown."""
     if name not in DATASETS:
-        raise ValueError(f"data.dataset: unknown dataset {name!r}; allowed: {sorted(DATASETS)}")
+        raise ConfigError(f"data.dataset: unknown dataset {name!r}; allowed: {sorted(DATASETS)}")
     return DATASETS[name]
 
 
@@ -144,7 +145,7 @@ def load_images(name: str, root: str | Path | None, split: str, *,
     if name == "imagefolder":
         spec = dataclasses.replace(spec, image_size=int(size or spec.image_size))
     if split not in SPLITS:
-        raise ValueError(f"data.split: must be one of {list(SPLITS)}, got {split!r}")
+        raise ConfigError(f"data.split: must be one of {list(SPLITS)}, got {split!r}")
     root_path = DEFAULT_ROOT if root is None else Path(root).expanduser()
     if name == "imagefolder":
         images, labels = _load_imagefolder(root_path, split, spec.image_size)
@@ -153,7 +154,7 @@ def load_images(name: str, root: str | Path | None, split: str, *,
     images = torch.from_numpy(np.require(images, dtype=np.uint8, requirements=["C", "W"]))
     labels = torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
     if images.shape[1:] != (spec.channels, spec.image_size, spec.image_size) or len(images) != len(labels):
-        raise ValueError(f"{name}: files under {root_path} have unexpected shape "
+        raise ConfigError(f"{name}: files under {root_path} have unexpected shape "
                          f"{tuple(images.shape)} / {len(labels)} labels")
     return images.contiguous(), labels
 
@@ -191,7 +192,7 @@ def _load_cifar(name: str, root: Path, split: str, download: bool) -> tuple[np.n
             entry = pickle.load(fh, encoding="latin1")
         data = np.asarray(entry["data"], dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-            raise ValueError(f"{f}: 'data' must be (N, 3072) uint8, got shape {data.shape}")
+            raise ConfigError(f"{f}: 'data' must be (N, 3072) uint8, got shape {data.shape}")
         xs.append(data.reshape(-1, 3, 32, 32))
         ys.append(np.asarray(entry[lay.label_key], dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys)
@@ -224,7 +225,7 @@ def _load_stl10(root: Path, split: str, download: bool) -> tuple[np.ndarray, np.
         else:
             y = np.fromfile(folder / yf, dtype=np.uint8).astype(np.int64) - 1
             if len(y) != len(x) or (len(y) and (y.min() < 0 or y.max() > 9)):
-                raise ValueError(f"{folder / yf}: expected {len(x)} labels in 1..10")
+                raise ConfigError(f"{folder / yf}: expected {len(x)} labels in 1..10")
         xs.append(x)
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
@@ -234,7 +235,7 @@ def _read_stl_images(path: Path) -> np.ndarray:
     raw = np.fromfile(path, dtype=np.uint8)
     per = 3 * 96 * 96
     if raw.size % per:
-        raise ValueError(f"{path}: size {raw.size} is not a multiple of 3*96*96")
+        raise ConfigError(f"{path}: size {raw.size} is not a multiple of 3*96*96")
     # Column-major per image: a row-major reshape gives (N, C, W, H); swap the last two axes.
     return raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
 
@@ -273,7 +274,7 @@ def _load_fashion_mnist(root: Path, split: str, download: bool) -> tuple[np.ndar
         _torchvision_download("FashionMNIST", root)
     images, labels = read_idx(found[0]), read_idx(found[1])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{found[0]}, {found[1]}: expected (N, 28, 28) images and N labels")
+        raise ConfigError(f"{found[0]}, {found[1]}: expected (N, 28, 28) images and N labels")
     return images[:, None], labels.astype(np.int64)
 
 
@@ -284,12 +285,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     with opener(path, "rb") as fh:
         buf = fh.read()
     if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+        raise ConfigError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
     ndim = buf[3]
     dims = tuple(int.from_bytes(buf[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
     if len(buf) - offset != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says shape {dims}, data holds {len(buf) - offset} bytes")
+        raise ConfigError(f"{path}: header says shape {dims}, data holds {len(buf) - offset} bytes")
     return np.frombuffer(buf, dtype=np.uint8, offset=offset).reshape(dims)
 
 
@@ -457,7 +458,7 @@ def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
     ``data.stream`` the images stay in host memory and batches are copied to the device."""
     d = cfg.data
     if d.dataset == "torch":
-        raise ValueError("data.dataset=torch is invalid here: allowed only with the Python API's "
+        raise ConfigError("data.dataset=torch is invalid here: allowed only with the Python API's "
                          "own data (realnet.train.train(cfg, out, data=realnet.sources.TorchData(...)))")
     where = torch.device("cpu") if d.stream else device
 
@@ -470,7 +471,7 @@ def load_run_data(cfg: TrainConfig, device: torch.device) -> RunData:
     ssl_x, _ = get("ssl", d.ssl_limit)
     ssl = HostPool(ssl_x, device) if d.stream else ResidentPool(ssl_x)
     if len(ssl) < cfg.train.batch_size:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} is larger than the SSL pool "
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the SSL pool "
                          f"({len(ssl)} images); allowed at most {len(ssl)}")
     train_x, train_y = get("train", d.train_limit)
     test_x, test_y = get("test", d.test_limit)

@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 
 from .losses import at_least_float32
+from analysis.errors import ConfigError
 
 __all__ = ["batch_moment", "running_update", "directset_spectrum", "directpred_weight",
            "directcopy_weight", "optimal_weight", "feature_blocks", "blockwise", "hyperplane_sides",
@@ -75,7 +76,7 @@ def feature_blocks(dim: int, k: int, seed: int) -> list[torch.Tensor]:
     """``k`` index blocks of a seeded random permutation of ``range(dim)`` (sizes differ by at most
     one, the larger ones first). ``k == 1`` gives the identity order."""
     if not 1 <= k <= dim:
-        raise ValueError(f"predictor.feature_blocks: must lie in [1, d={dim}], got {k}")
+        raise ConfigError(f"predictor.feature_blocks: must lie in [1, d={dim}], got {k}")
     if k == 1:
         return [torch.arange(dim)]
     perm = torch.randperm(dim, generator=torch.Generator().manual_seed(seed))

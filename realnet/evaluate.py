@@ -34,6 +34,7 @@ from .config import TrainConfig, config_from_dict
 from .data import RunData
 from .model import SSLModel, build_ssl_model
 from .runtime import apply_thread_policy, resolve_runtime
+from analysis.errors import ConfigError
 
 __all__ = ["extract_features", "knn_top1", "knn_predict", "linear_probe", "knn_monitor",
            "collapse_verdict", "evaluate_model", "evaluate_run"]
@@ -276,14 +277,14 @@ def evaluate_run(folder: str | Path, *, device: str | None = None, data=None,
     folder = Path(folder)
     cfg_path = folder / CONFIG
     if not cfg_path.is_file():
-        raise ValueError(f"{str(folder)!r}: no config.json; not a run folder")
+        raise ConfigError(f"{str(folder)!r}: no config.json; not a run folder")
     if not (folder / CHECKPOINT).is_file():
-        raise ValueError(f"{str(folder)!r}: no checkpoint ({CHECKPOINT}); nothing to evaluate yet")
+        raise ConfigError(f"{str(folder)!r}: no checkpoint ({CHECKPOINT}); nothing to evaluate yet")
     ensure_writable(folder, "run folder")  # eval.json goes there
     try:
         cfg = config_from_dict(json.loads(cfg_path.read_text()))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{str(cfg_path)!r} is not a valid run config ({e})") from None
+        raise ConfigError(f"{str(cfg_path)!r} is not a valid run config ({e})") from None
     if device is not None:
         cfg.device = device
     cfg.validate()

@@ -23,10 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.runs import CHECKPOINT, CONFIG, RUN_INFO, atomic_file, read_json, write_json_atomic
+from analysis.runs import (CHECKPOINT, CONFIG, RUN_INFO, atomic_file, read_json, refuse_inside_run,
+                           write_json_atomic)
 
 from .checkpoint import load_checkpoint
 from .config import config_from_dict
+from analysis.errors import ConfigError
 
 __all__ = ["export_trunk", "torchvision_trunk", "BACKBONE_PREFIX"]
 
@@ -34,21 +36,33 @@ __all__ = ["export_trunk", "torchvision_trunk", "BACKBONE_PREFIX"]
 BACKBONE_PREFIX = "online.backbone."
 
 
-def export_trunk(run_dir: str | Path, out: str | Path | None = None) -> dict[str, Any]:
+#: The export's own files inside a run folder; any other path there is refused.
+EXPORT_FILES = ("trunk.pt", "trunk.json")
+
+
+def export_trunk(run_dir: str | Path, out: str | Path | None = None, *,
+                 force: bool = False) -> dict[str, Any]:
     """Write ``out`` (default ``RUN_DIR/trunk.pt``) and ``out`` with ``.json``; returns the
-    metadata. ValueError naming the file when the run has no config or checkpoint."""
+    metadata. ConfigError naming the file when the run has no config or checkpoint, when ``out``
+    lies inside a run folder other than as :data:`EXPORT_FILES`, or when ``out`` (or its
+    ``.json``) exists and ``force`` is false."""
     run_dir = Path(run_dir)
+    target = run_dir / "trunk.pt" if out is None else Path(out)
+    for path in (target, target.with_suffix(".json")):
+        refuse_inside_run(path, EXPORT_FILES)
+        if path.exists() and not force:
+            raise ConfigError(f"--out {str(path)!r} exists; pass --force to replace it")
     if not (run_dir / CONFIG).is_file():
-        raise ValueError(f"{str(run_dir)!r}: no config.json; not a run folder")
+        raise ConfigError(f"{str(run_dir)!r}: no config.json; not a run folder")
     if not (run_dir / CHECKPOINT).is_file():
-        raise ValueError(f"{str(run_dir)!r}: no checkpoint ({CHECKPOINT}); nothing to export yet")
+        raise ConfigError(f"{str(run_dir)!r}: no checkpoint ({CHECKPOINT}); nothing to export yet")
     cfg = config_from_dict(json.loads((run_dir / CONFIG).read_text()))
     state = load_checkpoint(run_dir / CHECKPOINT)
     trunk = {k[len(BACKBONE_PREFIX):]: v.detach().cpu().clone()
              for k, v in state["model"].items() if k.startswith(BACKBONE_PREFIX)}
     if not trunk:
-        raise ValueError(f"{str(run_dir / CHECKPOINT)!r}: holds no {BACKBONE_PREFIX}* weights")
-    out = run_dir / "trunk.pt" if out is None else Path(out)
+        raise ConfigError(f"{str(run_dir / CHECKPOINT)!r}: holds no {BACKBONE_PREFIX}* weights")
+    out = target
     with atomic_file(out) as tmp:
         torch.save(trunk, tmp)
     info = read_json(run_dir / RUN_INFO)
@@ -73,14 +87,14 @@ def torchvision_trunk(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> n
     from .backbones import CUSTOM_ARCH, torchvision_backbone
 
     if meta["arch"] == CUSTOM_ARCH:
-        raise ValueError("arch='custom': the trunk came from the Python API; load the state dict "
+        raise ConfigError("arch='custom': the trunk came from the Python API; load the state dict "
                          "into your own module")
     if meta["width"] != 1:
-        raise ValueError(f"width={meta['width']!r}: torchvision's {meta['arch']} has width 1 only; "
+        raise ConfigError(f"width={meta['width']!r}: torchvision's {meta['arch']} has width 1 only; "
                          "build the trunk with realnet.models.build_backbone instead")
     model, _ = torchvision_backbone(meta["arch"], stem=meta["stem"], in_channels=meta["in_channels"])
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"trunk does not match torchvision's {meta['arch']}: {e}") from None
+        raise ConfigError(f"trunk does not match torchvision's {meta['arch']}: {e}") from None
     return model

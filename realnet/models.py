@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
+from analysis.errors import ConfigError
 
 __all__ = [
     "MLP",
@@ -162,15 +163,15 @@ def build_backbone(*, arch: str = "resnet18", stem: str = "cifar", width: float 
     ``model.in_channels`` for bad values.
     """
     if arch not in ARCHS:
-        raise ValueError(f"model.arch: unknown architecture {arch!r}; allowed: {sorted(ARCHS)}")
+        raise ConfigError(f"model.arch: unknown architecture {arch!r}; allowed: {sorted(ARCHS)}")
     if stem not in STEMS:
-        raise ValueError(f"model.stem: unknown stem {stem!r}; allowed: {sorted(STEMS)}")
+        raise ConfigError(f"model.stem: unknown stem {stem!r}; allowed: {sorted(STEMS)}")
     try:
         w = float(width)
     except (TypeError, ValueError):
-        raise ValueError(f"model.width: must be a number > 0, got {width!r}") from None
+        raise ConfigError(f"model.width: must be a number > 0, got {width!r}") from None
     if not (w > 0 and w < float("inf")):
-        raise ValueError(f"model.width: must be a finite number > 0, got {width!r}")
+        raise ConfigError(f"model.width: must be a finite number > 0, got {width!r}")
     _check_pos_int("model.in_channels", in_channels)
     base = max(1, int(round(64 * w)))
     trunk = ResNetTrunk(ARCHS[arch], STEMS[stem], base, int(in_channels))
@@ -193,4 +194,4 @@ def _check_pos_int(name: str, v) -> None:
     except TypeError:
         ok = False
     if not ok:
-        raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+        raise ConfigError(f"{name}: must be an integer >= 1, got {v!r}")

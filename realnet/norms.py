@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from analysis.errors import ConfigError
 
 __all__ = ["HEAD_NORMS", "TRUNK_NORMS", "WSConv2d", "groups_for", "convert_head_norm",
            "convert_trunk_norm", "batch_statistics_modules"]
@@ -60,7 +61,7 @@ def _swap(module: nn.Module, make) -> nn.Module:
 def convert_head_norm(module: nn.Module, kind: str) -> nn.Module:
     """Replace every ``BatchNorm1d`` of a head by ``kind`` (module docstring); returns the module."""
     if kind not in HEAD_NORMS:
-        raise ValueError(f"model.head_norm={kind!r} is invalid: allowed {list(HEAD_NORMS)}")
+        raise ConfigError(f"model.head_norm={kind!r} is invalid: allowed {list(HEAD_NORMS)}")
     if kind == "batchnorm":
         return module
 
@@ -77,7 +78,7 @@ def convert_trunk_norm(module: nn.Module, kind: str) -> nn.Module:
     """``groupnorm_ws``: every ``BatchNorm2d`` -> ``GroupNorm`` (affine as the BN) and every
     ``Conv2d`` -> :class:`WSConv2d` with the same weights; ``batchnorm``: unchanged."""
     if kind not in TRUNK_NORMS:
-        raise ValueError(f"model.trunk_norm={kind!r} is invalid: allowed {list(TRUNK_NORMS)}")
+        raise ConfigError(f"model.trunk_norm={kind!r} is invalid: allowed {list(TRUNK_NORMS)}")
     if kind == "batchnorm":
         return module
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import at_least_float32
+from analysis.errors import ConfigError
 
 __all__ = ["nt_xent", "sinkhorn", "swav_loss", "swav_multicrop_loss", "Prototypes", "gather_with_grad",
            "simclr_step_loss", "swav_step_loss"]
@@ -69,7 +70,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
         raise ValueError(f"z1, z2: expected two (B, d) tensors of one shape with B >= 2, got "
                          f"{tuple(z1.shape)} and {tuple(z2.shape)}")
     if not temperature > 0:
-        raise ValueError(f"temperature={temperature!r} is invalid: allowed a number > 0")
+        raise ConfigError(f"temperature={temperature!r} is invalid: allowed a number > 0")
     z = F.normalize(at_least_float32(torch.cat([z1, z2])), dim=1)
     n = z1.shape[0]
     logits = z @ z.T / temperature

@@ -117,7 +117,7 @@ class OptimConfig:
     """Optimiser and lr schedule; defaults are the paper's recipe (SGD 0.03 / 0.9 / 4e-4, constant)."""
 
     name: str = knob("sgd", one_of(OPTIMIZERS))  # sgd | lars
-    lr: float = knob(0.03, number(0.0, lo_open=True))      # online learning rate `a` (the base of every group)
+    lr: float = knob(0.03, number(0.0, 1e6, lo_open=True))  # online learning rate `a` (the base of every group); above 1e6 only overflows
     momentum: float = knob(0.9, number(0.0, 1.0, hi_open=True))
     weight_decay: float = knob(4e-4, number(0.0))         # `a * eta` in the theory's terms
     schedule: str = knob("constant", one_of(LR_SCHEDULES))  # constant | cosine

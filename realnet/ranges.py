@@ -14,14 +14,15 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NoReturn
+from analysis.errors import ConfigError
 
 __all__ = ["Allowed", "fail", "knob", "check_fields", "integer", "number", "flag", "one_of",
            "ordered_pair", "allowed_of"]
 
 
 def fail(key: str, value: Any, allowed: str) -> NoReturn:
-    """Raise the project's one refusal: ``ValueError("key=value is invalid: allowed ...")``."""
-    raise ValueError(f"{key}={value!r} is invalid: allowed {allowed}")
+    """Raise the project's one refusal: ``ConfigError("key=value is invalid: allowed ...")``."""
+    raise ConfigError(f"{key}={value!r} is invalid: allowed {allowed}")
 
 
 @dataclass(frozen=True)

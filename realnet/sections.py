@@ -5,6 +5,8 @@ tie keys together, with one message style (``key=value is invalid: allowed ...``
 :class:`realnet.config.TrainConfig`."""
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 from .data import DATASETS
@@ -137,7 +139,7 @@ class LoopConfig:
     bf16: bool | None = knob(None, flag(optional=True))
     channels_last: bool | None = knob(None, flag(optional=True))
     compile: bool = knob(False, flag())
-    threads: int | None = knob(None, integer(1, optional=True))
+    threads: int | None = knob(None, integer(1, os.cpu_count() or 1, optional=True))  # up to the cores here
     sync_bn: bool = knob(False, flag())  # under torchrun: BatchNorm over the global batch
 
     def validate(self) -> None:

@@ -18,7 +18,7 @@ from .distributed import LossModule, Shard, convert_global_bn, gather_batch, mea
 from .model import SSLModel, build_objective, build_ssl_model
 from .optim import build_optimizer
 from .predictors import predictor_param_groups
-from .runtime import Runtime
+from .runtime import Runtime, settle_channels_last
 
 __all__ = ["BatchOrder", "total_steps", "param_groups", "TrainStep", "build_train_step", "AUG_SEED"]
 
@@ -166,7 +166,8 @@ class TrainStep:
 
 def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
                      backbone: BackboneFactory | None = None, shard: Shard | None = None) -> TrainStep:
-    """The model (seeded by ``cfg.seed``, on ``rt.device``, channels_last when asked), its
+    """The model (seeded by ``cfg.seed``, on ``rt.device``, channels_last when asked and safe:
+    :func:`realnet.runtime.settle_channels_last`; the step's ``runtime`` says which), its
     optimiser (:func:`param_groups`), the augmentation and the augmentation generator (seeded by
     ``cfg.seed``) of a run, assembled into its :class:`TrainStep`. ``torch.compile`` is not
     applied here: call ``step.model.compile_encoders()`` when ``rt.compile`` (the trainer does so
@@ -179,6 +180,7 @@ def build_train_step(cfg: TrainConfig, spec: DatasetSpec, rt: Runtime,
         small = GPUAugment(replace(aug_cfg, crop_scale=m.swav_small_scale, blur_kernel=0), spec,
                            out_size=m.small_size(augment.out_size))
     model = build_ssl_model(cfg, spec, backbone).to(rt.device)
+    rt = settle_channels_last(rt, cfg.train.channels_last, model)
     if shard is not None and cfg.train.sync_bn:
         convert_global_bn(model)
     if rt.channels_last:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from analysis.errors import ConfigError
 
 __all__ = ["TensorBoardLog", "TENSORBOARD_DIR", "tensorboard_writer_class"]
 
@@ -24,7 +25,7 @@ def tensorboard_writer_class():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ValueError("log.tensorboard=true is invalid here: allowed only with the tensorboard "
+        raise ConfigError("log.tensorboard=true is invalid here: allowed only with the tensorboard "
                          "package installed (pip install 'ssl-dynamics[tensorboard]')") from None
     return SummaryWriter
 

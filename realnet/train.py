@@ -50,10 +50,11 @@ import torch
 from analysis.jsonio import ensure_writable
 from analysis.process import StopSignals
 from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, JsonlLog,
-                           folder_lock, read_json, write_json_atomic)
+                           folder_lock, is_result_summary, read_json, stale_temporaries,
+                           write_json_atomic)
 
 from . import spectra
-from .checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_checkpoint, remove_stale_temporaries,
+from .checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_checkpoint,
                          restore_rng_state, save_checkpoint)
 from .config import TrainConfig, config_diff, config_from_dict, config_to_dict, inert_keys, result_changes
 from .backbones import BackboneFactory
@@ -65,10 +66,11 @@ from .momentum import momentum_at
 from .optim import lr_at
 from .own import OwnParts
 from .progress import make_progress, progress_mode
-from .runtime import Runtime, apply_thread_policy, resolve_runtime
+from .runtime import Runtime, apply_thread_policy, environment, resolve_runtime
 from .sources import TorchData
 from .step import BatchOrder, TrainStep, build_train_step, param_groups, total_steps
 from .tblog import TensorBoardLog, tensorboard_writer_class
+from analysis.errors import ConfigError
 
 __all__ = [
     "NonFiniteError",
@@ -118,11 +120,11 @@ def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
         try:
             old = config_from_dict(json.loads(path.read_text()))
         except ValueError as e:  # JSONDecodeError is a ValueError
-            raise ValueError(f"{str(path)!r} is not a valid run config ({e}); delete the folder "
+            raise ConfigError(f"{str(path)!r} is not a valid run config ({e}); delete the folder "
                              "to start the run again") from None
         diff = result_changes(old, cfg)
         if diff:
-            raise ValueError(f"--out {str(out)!r} holds a run with a different config (keys: "
+            raise ConfigError(f"--out {str(out)!r} holds a run with a different config (keys: "
                              f"{', '.join(diff)}); use a new --out folder, or the same config to "
                              "resume it")
         if config_diff(old, cfg):
@@ -221,17 +223,19 @@ def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None) -> _
     order = BatchOrder(len(data.ssl), cfg.train.batch_size, cfg.seed)
     K = total_steps(cfg, order.steps_per_epoch)
     if cfg.optim.warmup_steps >= K:
-        raise ValueError(f"optim.warmup_steps={cfg.optim.warmup_steps} is invalid: allowed "
+        raise ConfigError(f"optim.warmup_steps={cfg.optim.warmup_steps} is invalid: allowed "
                          f"[0, {K}) (the run has {K} steps)")
     backbone = own.backbone_factory(cfg, data.spec)
     step_fn = build_train_step(cfg, data.spec, rt, backbone, shard)
+    rt = step_fn.runtime  # channels_last settled for this trunk
     pick = torch.randperm(len(data.ssl), generator=torch.Generator().manual_seed(
         cfg.seed * 1000 + _PROBE_PICK_SEED))[:cfg.log.probe_size]
     probe_images = data.ssl.take(pick)
     ckpt_path = out / CHECKPOINT
     if shard is None or shard.main:
         _prepare_folder(cfg, out)  # training can start: claim the folder
-        remove_stale_temporaries(ckpt_path)
+        for stale in stale_temporaries(out):  # a killed writer's leftovers (we hold the lock)
+            stale.unlink(missing_ok=True)
     return _Run(cfg, out, rt, data, order, K, step_fn, backbone, probe_images, t_start,
                 JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path, shard=shard)
 
@@ -260,8 +264,8 @@ def _resume(run: _Run) -> dict[str, Any] | None:
                                "written")
         if state["complete"]:
             summary = read_json(run.out / SUMMARY)
-            if isinstance(summary, dict):
-                return summary  # else (missing or corrupt): the final evaluation runs again
+            if is_result_summary(summary):
+                return summary  # else (missing, corrupt or empty): the final evaluation runs again
     if run.main:
         run.metrics_log.truncate_after(run.step if has_ckpt else -1)
         run.spectra_log.truncate_after(run.step if has_ckpt else -1)
@@ -380,26 +384,39 @@ def _after_step(run: _Run, clock: _Clock, bar, lr_mult: float, mom: float,
         clock.monitored(lambda: _checkpoint(run, final=step == K))
 
 
+#: Numerical failures anywhere in a run (an eigendecomposition of a non-finite F, an overflow):
+#: each is a divergence, exit 3 with the last good checkpoint kept, never a "bad config".
+NUMERICAL_FAILURES = (FloatingPointError, OverflowError, torch.linalg.LinAlgError,
+                      np.linalg.LinAlgError)
+
+
+@contextlib.contextmanager
+def _numerical_failure_is_divergence(step: int):
+    """Re-raise a :data:`NUMERICAL_FAILURES` error of the block as :class:`NonFiniteError`."""
+    try:
+        yield
+    except NonFiniteError:
+        raise
+    except NUMERICAL_FAILURES as e:
+        raise NonFiniteError(step, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+
+
 def _loop(run: _Run, clock: _Clock, bar, stop_after: int | None,
           on_step: Callable[[int], None] | None) -> bool:
     """Steps until the end (True) or until ``stop_after`` steps of this invocation (False)."""
     invocation_steps = 0
     with StopSignals(once=True) as signals:
         while run.step < run.K:
-            try:
+            with _numerical_failure_is_divergence(run.step + 1):
                 lr_mult, mom = _one_step(run)
-            except NonFiniteError:
-                raise
-            except (FloatingPointError, OverflowError, torch.linalg.LinAlgError) as e:
-                # a numerical failure (eigh/solve on a non-finite F, overflow) is a divergence
-                raise NonFiniteError(run.step + 1, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
             invocation_steps += 1
             signalled = signals.signum is not None
             if run.shard is not None:  # every rank stops after the same step
                 signalled = (run.step % run.cfg.log.every == 0 or run.step == run.K) and \
                     any_rank(signalled, run.rt.device)
             stopping = (stop_after is not None and invocation_steps >= stop_after) or signalled
-            _after_step(run, clock, bar, lr_mult, mom, stopping)
+            with _numerical_failure_is_divergence(run.step):  # snapshot eigh, kNN, checkpoint
+                _after_step(run, clock, bar, lr_mult, mom, stopping)
             if on_step is not None:
                 on_step(run.step)
             if signalled:
@@ -469,7 +486,7 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
         tensorboard_writer_class()  # the package is there, or a clear error before any work
     shard = shard_from_env()  # under torchrun: data-parallel (realnet.distributed)
     if shard is not None and cfg.train.batch_size % shard.world:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} is invalid: allowed a multiple "
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is invalid: allowed a multiple "
                          f"of the {shard.world} processes (it is the global batch)")
     out = ensure_writable(out)  # a file in the way or a read-only folder: refused before any work
     main = shard is None or shard.main
@@ -493,7 +510,8 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
         run.tb = TensorBoardLog(out, purge_step=run.step + 1 if run.step > 0 else 0)
     try:
         if run.step == 0 and cfg.log.spectra_every > 0 and run.main:
-            run.last_spectra = _snapshot(run)
+            with _numerical_failure_is_divergence(0):
+                run.last_spectra = _snapshot(run)
         bar = make_progress(run.K, run.step, progress)
         clock = _Clock(run.train_time)
         try:
@@ -501,7 +519,10 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
                 return None
         finally:
             bar.close()
-        return _finish(run, clock) if run.main else None  # rank 0 evaluates alone
+        if not run.main:
+            return None  # rank 0 evaluates alone
+        with _numerical_failure_is_divergence(run.step):
+            return _finish(run, clock)
     finally:
         if run.tb is not None:
             run.tb.close()
@@ -516,6 +537,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "bf16": rt.bf16, "channels_last": rt.channels_last, "compile": rt.compile,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "environment": environment(),
         "total_steps": K, "steps_per_epoch": order.steps_per_epoch,
         "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
         "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,

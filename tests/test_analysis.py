@@ -56,7 +56,7 @@ def _write_run(folder, overrides, seed, snaps, summary):
                              "effective_rank": 4.0}) + "\n")
     for step, views, F, Wp in snaps:
         spectra.write_snapshot(folder, spectra.snapshot(step, views, F=F, Wp=Wp))
-    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "summary.json").write_text(json.dumps({"steps": 100, **summary}))
     return folder
 
 

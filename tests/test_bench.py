@@ -279,14 +279,22 @@ def test_cpu_bench_table_side_by_side(tmp_path, capsys):
     out = tmp_path / "cpu.json"
     rc = cpubench.main(["--config", "digits", "--steps", "2", "--rounds", "1", "--warmup", "1",
                         "--matmul-n", "64", "--threads", "1", "--json", str(out),
-                        "train.batch_size=16", "model.width=0.0625", "model.proj_hidden_dim=16",
+                        "train.batch_size=16", "model.width=0.125", "model.proj_hidden_dim=16",
                         "model.proj_dim=8"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "of peak" in text and "bf16" in text and "fp32" in text
-    rows = json.loads(out.read_text())["rows"]
-    assert [(r["dtype"], r["threads"]) for r in rows] == [("fp32", 1), ("bf16", 1)]
-    for r in rows:  # derived columns recomputed from the raw ones
-        assert r["peak_fraction"] == pytest.approx(r["step_gflops"] / r["matmul_peak_gflops"], rel=1e-9)
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    bf16 = "bf16" if result["bf16_native"] else "bf16 (emulated)"
+    assert [(r["dtype"], r["layout"], r["threads"]) for r in rows] == [
+        ("fp32", "contiguous", 1), ("fp32", "channels_last", 1), (bf16, "channels_last", 1)]
+    for r in rows:  # derived columns recomputed from the raw ones; no bf16 "peak" when emulated
+        if r["matmul_peak_gflops"] is None:
+            assert r["dtype"] == "bf16 (emulated)" and r["peak_fraction"] is None
+        else:
+            assert r["peak_fraction"] == pytest.approx(r["step_gflops"] / r["matmul_peak_gflops"],
+                                                       rel=1e-9)
     assert rows[0]["speedup"] == pytest.approx(1.0)
+    assert rows[1]["speedup"] == pytest.approx(rows[1]["images_per_s"] / rows[0]["images_per_s"])
     assert cpubench.main(["--threads", "0"]) == 2

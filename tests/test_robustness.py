@@ -178,7 +178,7 @@ def test_numerical_failure_in_a_step_is_a_divergence(tmp_path):
     """The optimal predictor's solve on an exploding F raises FloatingPointError/LinAlgError inside
     the step: exit 3 (a result the sweep records as nonfinite), not 2 (bad config)."""
     r = _realnet("train", "--config", "digits", "--out", str(tmp_path / "r"), "--quiet", "train.steps=30",
-                 "optim.lr=1e30", "predictor.name=optimal")
+                 "optim.lr=1e6", "predictor.name=optimal")
     assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
 
 
@@ -242,3 +242,44 @@ def test_non_utf8_config_and_a_damaged_snapshot_are_one_line(tmp_path):
     npz.write_bytes(b"PK\x03\x04 torn")
     with pytest.raises(ValueError, match="step_0000010.npz"):
         read_snapshot_file(npz)
+
+
+def test_export_never_writes_over_a_runs_files_nor_over_a_file_without_force(tmp_path):
+    run = tmp_path / "run"
+    assert _realnet("train", "--config", "digits", "--out", str(run), "--quiet", "train.steps=2",
+                    "model.width=0.0625", "data.train_limit=200", "data.test_limit=100",
+                    "eval.probe_epochs=1", "log.spectra_every=0").returncode == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for target in (run / "summary.pt", run / "config.pt", run / "checkpoints" / "last.pt"):
+        r = _realnet("export", str(run), "--out", str(target))
+        assert r.returncode == 2 and "inside the run folder" in r.stderr and "Traceback" not in r.stderr
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing replaced
+    assert _realnet("export", str(run)).returncode == 0  # the documented output: trunk.pt
+    r = _realnet("export", str(run))
+    assert r.returncode == 2 and "exists; pass --force" in r.stderr
+    assert _realnet("export", str(run), "--force").returncode == 0
+    elsewhere = tmp_path / "trunk.pt"
+    assert _realnet("export", str(run), "--out", str(elsewhere)).returncode == 0 and elsewhere.is_file()
+
+
+def test_an_empty_summary_is_not_a_finished_run(tmp_path):
+    from analysis.runs import run_status
+
+    (tmp_path / "summary.json").write_text("{}")
+    assert run_status(tmp_path) != "done"
+    (tmp_path / "summary.json").write_text('{"steps": 2, "wall_time_s": 1.0}')
+    assert run_status(tmp_path) == "done"
+
+
+def test_an_interrupted_writes_temporaries_are_removed_on_the_next_start(tmp_path):
+    run = tmp_path / "run"
+    args = ("train", "--config", "digits", "--out", str(run), "--quiet", "train.steps=4",
+            "model.width=0.0625", "data.train_limit=200", "data.test_limit=100",
+            "eval.probe_epochs=1", "log.spectra_every=2")
+    assert _realnet(*args, "--stop-after", "2").returncode == 0
+    torn = [run / ".summary.json.k1x2.tmp", run / "spectra" / ".step_0000004.npz.q9.tmp"]
+    for p in torn:  # what a kill during an .npz or summary.json write leaves behind
+        p.write_bytes(b"torn")
+    assert _realnet(*args).returncode == 0
+    assert not any(p.exists() for p in torn)
+    assert not list(run.rglob(".*.tmp"))

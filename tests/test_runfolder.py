@@ -20,7 +20,7 @@ def test_run_status_of_each_kind_of_folder(tmp_path):
     assert run_status(f) == "nonfinite"
     (f / SUMMARY).write_text("{torn")          # a corrupt summary is not a finished run
     assert run_status(f) == "nonfinite"
-    write_json_atomic(f / SUMMARY, {"linear_top1": 80.0})
+    write_json_atomic(f / SUMMARY, {"linear_top1": 80.0, "steps": 10})
     assert run_status(f) == "done"
 
 

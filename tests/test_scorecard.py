@@ -19,7 +19,7 @@ import pytest
 from analysis import metrics
 from analysis.forecasters import cosine_modes, l2_modes, mode_clocks
 from analysis.runs import load_run
-from analysis.scorecard import (FORECASTERS, balanced_accuracy, cutoff_state, measure_after,
+from analysis.scorecard import (FORECASTERS, balanced_accuracy, cutoff_state, measure_after, write_scorecard,
                                 persistence, score, scorecard)
 from dynamics.cosine import simulate_directset_sgd
 from dynamics.sgd import DirectPredConfig, simulate_sgd
@@ -56,12 +56,13 @@ def _write_run(folder: Path, cfg: dict, X: np.ndarray, Xp: np.ndarray, snapshots
     (``extra``: more arrays, e.g. ``Wp``), and an empty ``summary.json``."""
     (folder / "spectra").mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(cfg))
+    step = 0
     for step, W, extra in snapshots:
         F, C = W @ (X + Xp) @ W.T, W @ X @ W.T
         _, U = metrics.eigh_desc(F)
         np.savez(folder / "spectra" / f"step_{step:07d}.npz", step=step, F=F, **extra,
                  same_on_F=metrics.project_on_modes(F, U), cross_on_F=metrics.project_on_modes(C, U))
-    (folder / "summary.json").write_text("{}")
+    (folder / "summary.json").write_text(json.dumps({"steps": int(step)}))
     return folder
 
 
@@ -99,8 +100,10 @@ def test_the_papers_equations_predict_a_trained_linear_predictor_from_the_cutoff
     seeds: every fate right, final spectrum within 0.001-0.008 decades, path 0.004; with one
     clock of 1, balanced accuracy 0.81-0.83 and path 0.3 decades. Not told the clocks, the
     forecaster that fits them on the window before the cutoff (``l2_modes_clocked``) calls every
-    fate (1.0), ahead of every baseline: top-k 0.92 (k from the other seeds of the same cell),
-    persistence and all-survive 0.5; its path error 0.03 decades against persistence's 0.14."""
+    fate (1.0), ahead of every theory-free baseline: the damped log-linear extrapolation 0.58,
+    persistence and all-survive 0.5 (the oracle top-k, k from the other seeds' outcomes, 0.92);
+    with both kinds of miss scored, its path error is 0.03 decades against log-linear's 0.34 and
+    persistence's 0.83, its final spectrum 0.03 against 0.41 and 1.11."""
     x_in = np.logspace(0, -1, 12)
     for d in lin_runs:
         run = load_run(d)
@@ -114,9 +117,11 @@ def test_the_papers_equations_predict_a_trained_linear_predictor_from_the_cutoff
     card = scorecard(lin_runs)
     theory = _mean(card, "l2_modes_clocked", "fate_bacc")
     assert theory >= 0.95
-    for base in ("top_k", "persistence", "all_survive", "all_collapse"):
-        assert theory >= _mean(card, base, "fate_bacc") + 0.05, base
-    assert _mean(card, "l2_modes_clocked", "path_dex") < _mean(card, "persistence", "path_dex") / 3
+    for base in BASELINES_WITH("fate_bacc"):
+        assert theory >= _mean(card, base, "fate_bacc") + 0.3, base
+    for key in ("path_dex", "spectrum_dex"):  # both kinds of miss cost (symmetric score)
+        best = min(_mean(card, base, key) for base in BASELINES_WITH(key))
+        assert _mean(card, "l2_modes_clocked", key) < best / 3, key
 
 
 @pytest.fixture(scope="module")
@@ -129,60 +134,157 @@ def _mean(card, name, key):
     return float(np.mean([r[key] for r in card["rows"] if r["forecaster"] == name]))
 
 
+def BASELINES_WITH(key):  # noqa: N802 - reads as a set in the assertions
+    """The theory-free baselines that give the score ``key`` (every one of BASELINES that
+    predicts it; the oracle top-k is not a baseline)."""
+    from analysis.forecasters import BASELINES
+
+    gives = {"fate_bacc": {"persistence", "all_survive", "all_collapse", "log_linear"},
+             "path_dex": {"persistence", "all_survive", "log_linear"},
+             "spectrum_dex": {"persistence", "all_survive", "log_linear"}}[key]
+    assert gives <= set(BASELINES)
+    return sorted(gives)
+
+
 def test_cosine_theory_calls_the_fates_persistence_misses_on_the_linear_network(sim_runs):
     """Measured (3 seeds, d = 16): 6-7 of 16 modes die after the cutoff. The cosine theory's
-    balanced fate accuracy is ~0.95 where persistence and all-survive sit at 0.5 (they keep every
-    mode); its final relative spectrum is within ~0.1 decade on the surviving ranks."""
+    balanced fate accuracy is 0.98 where persistence and all-survive sit at 0.5-0.52 (they keep
+    every mode) and the strongest theory-free forecaster, the damped log-linear extrapolation of
+    each mode, at 0.93. Scoring both kinds of miss (ranks alive in the prediction or in the
+    measurement), its path error is 0.060 decades against 0.095 for persistence and 0.099 for
+    log-linear, its final spectrum 0.095 against 0.121 and 0.170."""
     card = scorecard(sim_runs)
     rows = [r for r in card["rows"] if r["forecaster"] == "persistence"]
     assert all(r["n_alive_cutoff"] - r["n_alive_final"] >= 4 for r in rows)  # a test that could fail
     theory = _mean(card, "cosine_modes", "fate_bacc")
-    assert theory >= 0.85
-    assert theory >= _mean(card, "persistence", "fate_bacc") + 0.3
-    assert theory >= _mean(card, "all_survive", "fate_bacc") + 0.3
-    assert _mean(card, "cosine_modes", "spectrum_dex") < 0.2
+    assert theory >= 0.95
+    for base in BASELINES_WITH("fate_bacc"):
+        assert theory >= _mean(card, base, "fate_bacc") + 0.03, base
+    for key, margin in (("path_dex", 0.8), ("spectrum_dex", 0.9)):
+        best = min(_mean(card, base, key) for base in BASELINES_WITH(key))
+        assert _mean(card, "cosine_modes", key) < margin * best, key
     assert _mean(card, "cosine_modes", "spearman") > 0.8
     # the L2 theory (wrong loss for this network) predicts the total collapse of a normalised
     # DirectPred (THEORY.md section 5) and so misses the survivors
     assert _mean(card, "l2_modes_nominal", "fate_bacc") <= 0.6
 
 
-def test_no_forecaster_sees_past_the_cutoff(sim_runs, tmp_path):
-    """Scrambling every snapshot after the cutoff changes what is measured but no forecast."""
+@pytest.mark.parametrize("which", ["sim", "lin"])
+def test_no_forecaster_sees_past_the_cutoff(sim_runs, lin_runs, tmp_path, which):
+    """Replacing everything written after the cutoff (every array of every later snapshot, ``Wp``
+    included, the summary, and the metrics and spectra log lines) changes what is measured but
+    no forecast: fates, path, ranks, run-level predictions and ``info`` stay bit-identical."""
     import shutil
 
     run_dir = tmp_path / "cell" / "seed0"
-    shutil.copytree(sim_runs[0], run_dir)
+    shutil.copytree((sim_runs if which == "sim" else lin_runs)[0], run_dir)
     run = load_run(run_dir)
     cut = cutoff_state(run)
-    before = {n: f(cut, {"top_k": 5}) for n, f in FORECASTERS.items()}
+    context = {"top_k": 5}
+    before = {n: f(cut, context) for n, f in FORECASTERS.items()}
+    assert which == "sim" or before["l2_modes_clocked"] is not None  # the runs with Wp are used
     meas = measure_after(run, cut)
     rng = np.random.default_rng(1)
     for step in cut.target_steps:
         path = run_dir / "spectra" / f"step_{int(step):07d}.npz"
         z = dict(np.load(path))
-        A = rng.normal(size=z["F"].shape)
-        z["F"] = A @ A.T
+        for key, v in z.items():
+            if key == "step":
+                continue
+            A = rng.normal(size=np.shape(v))
+            z[key] = A @ A.T if A.ndim == 2 and A.shape[0] == A.shape[1] else A
         np.savez(path, **z)
+    (run_dir / "summary.json").write_text(json.dumps({"steps": 1, "linear_top1": -5.0}))
+    for log in ("metrics.jsonl", "spectra.jsonl"):
+        with open(run_dir / log, "a") as fh:
+            for step in cut.target_steps:
+                fh.write(json.dumps({"step": int(step), "loss": 1e9, "effective_rank": -1}) + "\n")
     run2 = load_run(run_dir)
     cut2 = cutoff_state(run2)
     assert not np.allclose(measure_after(run2, cut2).along, meas.along)
     for name, f in FORECASTERS.items():
-        a, b = before[name], f(cut2, {"top_k": 5})
+        a, b = before[name], f(cut2, context)
         if a is None:
             assert b is None
             continue
         for field in ("fates", "path", "rank_score"):
             x, y = getattr(a, field), getattr(b, field)
             assert (x is None and y is None) or np.array_equal(x, y), (name, field)
+        assert a.run_level == b.run_level and a.info == b.info, name
+
+
+def test_scores_count_both_kinds_of_miss(sim_runs):
+    """A rank predicted alive that died costs as much as a rank predicted dead that lived: a
+    forecast that keeps every mode alive at the cutoff's values misses the modes that died."""
+    run = load_run(sim_runs[0])
+    cut = cutoff_state(run)
+    meas = measure_after(run, cut)
+    died = (cut.alive & ~meas.fates).sum()
+    assert died >= 4
+    keep = score(persistence(cut, {}), meas)
+    floor = np.log10(meas.tol)
+    pred = np.maximum(np.sort(np.log10(np.maximum(cut.s / cut.s.max(), 1e-6)))[::-1], floor)
+    got = np.maximum(np.log10(np.maximum(meas.spectra[-1] / meas.spectra[-1].max(), 1e-6)), floor)
+    either = (pred > floor) | (got > floor)
+    assert either.sum() > (got > floor).sum()  # the dead-but-predicted ranks are scored
+    assert keep["spectrum_dex"] == pytest.approx(float(np.median(np.abs(pred - got)[either])))
+
+
+def test_the_log_linear_baseline_is_persistence_without_a_trend_and_damped_with_one(sim_runs):
+    run = load_run(sim_runs[0])
+    cut = cutoff_state(run)
+    from dataclasses import replace
+
+    from analysis.forecasters import LOG_LINEAR_TAU_WINDOWS, log_linear
+
+    flat = log_linear(replace(cut, s_prev=cut.s.copy()), {})
+    assert np.allclose(flat.path, np.tile(cut.s, (cut.target_steps.size, 1)))
+    # one mode halving over the window: its final value is damped at tau windows
+    s_prev = cut.s.copy()
+    s_prev[3] = 2 * cut.s[3]
+    fc = log_linear(replace(cut, s_prev=s_prev), {})
+    window = cut.step - cut.prev_step
+    dt = cut.target_steps[-1] - cut.step
+    tau = LOG_LINEAR_TAU_WINDOWS * window
+    expect = np.log(cut.s[3]) - np.log(2) / window * tau * (1 - np.exp(-dt / tau))
+    assert np.log(fc.path[-1, 3]) == pytest.approx(expect, rel=1e-12)
+
+
+def test_a_forecaster_that_fails_on_a_run_is_recorded_and_the_scorecard_goes_on(sim_runs, monkeypatch):
+    import analysis.scorecard as sc_mod
+    from analysis.forecasters import Forecast
+
+    def nan_path(cut, context):
+        path = np.tile(cut.s, (cut.target_steps.size, 1))
+        path[-1, 2] = np.nan
+        return Forecast(fates=np.ones(cut.s.size, bool), path=path)
+
+    def overflow(cut, context):
+        raise FloatingPointError("overflow in the flow")
+
+    monkeypatch.setattr(sc_mod, "FORECASTERS", {**sc_mod.FORECASTERS, "nan_path": nan_path,
+                                                "overflow": overflow})
+    card = scorecard(sim_runs)
+    for name in ("nan_path", "overflow"):
+        rows = [r for r in card["rows"] if r["forecaster"] == name]
+        assert len(rows) == 3 and all("error" in r and r.get("fate_bacc") is None for r in rows)
+    assert len([r for r in card["rows"] if r["forecaster"] == "cosine_modes" and "error" not in r]) == 3
+
+
+def test_the_oracle_is_labelled_an_oracle_everywhere(sim_runs, tmp_path):
+    card = write_scorecard(sim_runs, tmp_path / "card")
+    assert {r["kind"] for r in card["rows"] if r["forecaster"] == "top_k"} == {"oracle"}
+    assert {r["kind"] for r in card["rows"] if r["forecaster"] == "log_linear"} == {"baseline"}
+    assert "| top_k | oracle |" in (tmp_path / "card" / "scorecard.md").read_text()
 
 
 def test_the_a_priori_clock_is_step_times_lr_with_each_modes_input_variance(sim_runs):
     """The time mapping, derived and checked without fitting: theory time ``t = step x lr`` (the
     nominal ``a``) and each mode's clock ``x_j = u_j^T X u_j`` (dynamics.cosine, "the modes'
-    clocks"). Measured on 3 seeds: path error 0.07-0.08 decades with the clocks against 0.13-0.14
-    with one clock of 1, as good as fitting a time factor on the window before the cutoff (which
-    picks 0.06-0.1, the dying modes' input variances). The clocks fitted per mode on that window
+    clocks"). Measured on 3 seeds, both kinds of miss scored: path error 0.066-0.076 decades with
+    the clocks against 0.095-0.119 with one clock of 1 (1.4-1.8 times larger), as good as fitting
+    a time factor on the window before the cutoff (0.054-0.065; it picks 0.06-0.1, the dying
+    modes' input variances). The clocks fitted per mode on that window
     (cosine_modes_clocked) recover the dying modes' ``x_j``: median error a factor 1.16."""
     x_in = np.logspace(0, -1.5, 16)  # sim_run's X
     ratios, clocks_off = [], []
@@ -200,7 +302,7 @@ def test_the_a_priori_clock_is_step_times_lr_with_each_modes_input_variance(sim_
         x_fit = k * mode_clocks(cut, k * cut.hp.a * (cut.step - cut.prev_step))
         dying = meas.fates == False  # noqa: E712
         clocks_off.append(np.abs(np.log(x_fit[dying] / x_true[dying])))
-    assert min(ratios) > 1.5
+    assert min(ratios) > 1.3
     assert np.median(np.concatenate(clocks_off)) < np.log(1.6)
 
 

@@ -147,7 +147,7 @@ class FakeLauncher:
         seed = int(folder.name.removeprefix("seed"))
         (folder / "summary.json").write_text(json.dumps(
             {"linear_top1": 70.0 + seed, "knn_top1": 60.0, "effective_rank": 5.0,
-             "collapsed": False}))
+             "collapsed": False, "steps": 10}))
         return sw.RunOutcome("done", 0, 0.1)
 
 
@@ -253,7 +253,7 @@ def test_tables_from_folders(tmp_path):
         (folder / "summary.json").write_text(json.dumps({
             "linear_top1": values[key], "knn_top1": values[key] - 10.0,
             "linear_top1_random_init": 60.0 + key[1],
-            "effective_rank": 2.0 * key[1], "collapsed": key == ("freq=2", 1)}))
+            "effective_rank": 2.0 * key[1], "collapsed": key == ("freq=2", 1), "steps": 10}))
         return sw.RunOutcome("done", 0, 0.0)
 
     sw.run_sweep(spec, tmp_path, launcher=launcher, quiet=True)  # aggregates at the end

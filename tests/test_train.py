@@ -2,6 +2,7 @@
 NaN stop, the CLI and the model assembly."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 
 import numpy as np
@@ -46,6 +47,15 @@ def test_run_folder_holds_every_file(full_run):
     for name in ("config.json", "run.json", "metrics.jsonl", "spectra.jsonl", "summary.json",
                  str(CHECKPOINT)):
         assert (full_run / name).is_file(), name
+    info = json.loads((full_run / "run.json").read_text())  # what the numbers depend on
+    env = info["environment"]
+    assert env["packages"]["torch"] == torch.__version__.split("+")[0]
+    for name in ("numpy", "scipy", "sympy", "matplotlib", "numba", "scikit-learn", "pillow"):
+        assert env["packages"][name] == importlib.metadata.version(name), name
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    # auto numerics: bf16 where the CPU has it natively; channels_last settled off on every CPU,
+    # as width 0.0625's first shortcut has 4 input channels (realnet.runtime.channels_last_hazard)
+    assert info["bf16"] == env["cpu_native_bf16"] and info["channels_last"] is False
     summary = json.loads((full_run / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
     assert summary["steps"] == 8 and isinstance(summary["collapsed"], bool)
@@ -142,7 +152,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
 def test_cli_exit_codes(tmp_path, capsys):
     # A huge learning rate overflows the weights within a step or two: exit code 3, no summary.
-    rc = main(["train", "--config", "digits", *TINY, "optim.lr=1e38", "--out",
+    rc = main(["train", "--config", "digits", *TINY, "optim.lr=1e6", "--out",
                str(tmp_path / "nan"), "--quiet"])
     assert rc == EXIT_NON_FINITE
     assert "non-finite" in capsys.readouterr().err
@@ -244,3 +254,51 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
     r = subprocess.run(args + ["--out", str(tmp_path / "b"), "--quiet"], capture_output=True, text=True,
                        cwd=root, env=env)
     assert r.returncode == 0 and "train step" not in r.stderr
+
+
+def test_a_bug_inside_a_step_shows_its_traceback(tmp_path, monkeypatch, capsys):
+    """A ValueError raised by the code (not by the user's config) in the middle of training is a
+    bug: it propagates with its traceback instead of reading as a one-line bad config (exit 2),
+    and the run keeps its last checkpoint."""
+    from realnet.step import TrainStep
+
+    real_update = TrainStep.update
+
+    def update(self, x1, x2, k, *args, **kwargs):
+        if k == 4:
+            raise ValueError("a bug in the loss")
+        return real_update(self, x1, x2, k, *args, **kwargs)
+
+    monkeypatch.setattr(TrainStep, "update", update)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="a bug in the loss"):
+        main(["train", "--config", "digits", *TINY, "--out", str(out), "--quiet"])
+    assert "error:" not in capsys.readouterr().err
+    assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 3  # log.checkpoint_every=3
+
+
+def test_a_numerical_failure_in_a_snapshot_is_a_divergence_exit_3(tmp_path, monkeypatch, capsys):
+    """numpy's LinAlgError in the spectra snapshot (as lr=1e5 gives) is a divergence: exit 3 and
+    the last good checkpoint kept, not a bad config (exit 2) that a sweep would retry forever."""
+    import realnet.train as train_mod
+
+    real = train_mod._snapshot
+
+    def snapshot(run):
+        if run.step == 4:
+            raise np.linalg.LinAlgError("Eigenvalues did not converge")
+        return real(run)
+
+    monkeypatch.setattr(train_mod, "_snapshot", snapshot)
+    out = tmp_path / "run"
+    assert main(["train", "--config", "digits", *TINY, "--out", str(out), "--quiet"]) == EXIT_NON_FINITE
+    err = capsys.readouterr().err
+    assert "LinAlgError" in err and "step 4" in err
+    assert torch.load(out / CHECKPOINT, weights_only=True)["step"] == 3
+
+
+def test_values_that_can_only_overflow_are_refused_with_their_key():
+    for override, key in (("optim.lr=1e39", "optim.lr"), (f"seed={2**62}", "seed"),
+                          ("train.threads=100000", "train.threads")):
+        with pytest.raises(ValueError, match=f"^{key}=.* is invalid: allowed"):
+            load_config("digits", [override])

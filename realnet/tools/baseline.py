@@ -30,6 +30,7 @@ from PIL import Image
 
 from ..augment import AugmentConfig, GPUAugment
 from ..data import DatasetSpec
+from analysis.errors import ConfigError
 
 __all__ = ["TRANSFORM_APIS", "conventional_transform", "TwoViews", "TwoViewDataset",
            "conventional_loader", "default_workers"]
@@ -67,7 +68,7 @@ def conventional_transform(cfg: AugmentConfig, spec: DatasetSpec, out_size: int 
     """The per-image torchvision pipeline of one view (module docstring), float32 normalised
     ``(C, out, out)``. ``api``: ``"v1"`` or ``"v2"`` (:data:`TRANSFORM_APIS`)."""
     if api not in TRANSFORM_APIS:
-        raise ValueError(f"api={api!r} is invalid: allowed one of {sorted(TRANSFORM_APIS)}")
+        raise ConfigError(f"api={api!r} is invalid: allowed one of {sorted(TRANSFORM_APIS)}")
     cfg.validate()
     out = spec.image_size if out_size is None else out_size
     load, to_tensor = TRANSFORM_APIS[api]
@@ -108,7 +109,7 @@ class TwoViewDataset(torch.utils.data.Dataset):
                  transform: Callable[[Any], torch.Tensor]) -> None:
         x = images_uint8.cpu().numpy() if isinstance(images_uint8, torch.Tensor) else images_uint8
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"images_uint8: need uint8 (N, C, H, W) with C in (1, 3), got "
+            raise ConfigError(f"images_uint8: need uint8 (N, C, H, W) with C in (1, 3), got "
                              f"{x.dtype} {tuple(x.shape)}")
         hwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         self.images = hwc[..., 0] if hwc.shape[-1] == 1 else hwc
@@ -138,13 +139,13 @@ def conventional_loader(images_uint8: torch.Tensor | np.ndarray, cfg: AugmentCon
     ``(B, C, out, out)`` from ``workers`` worker processes (None: :func:`default_workers`; 0:
     in the calling process), pinned when ``pin_memory``, persistent across epochs."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} is invalid: allowed an integer >= 1")
+        raise ConfigError(f"batch_size={batch_size!r} is invalid: allowed an integer >= 1")
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers={workers!r} is invalid: allowed an integer >= 0")
+        raise ConfigError(f"workers={workers!r} is invalid: allowed an integer >= 0")
     ds = TwoViewDataset(images_uint8, conventional_transform(cfg, spec, out_size, api=api))
     if len(ds) < batch_size:
-        raise ValueError(f"batch_size={batch_size} is invalid: allowed at most the {len(ds)} "
+        raise ConfigError(f"batch_size={batch_size} is invalid: allowed at most the {len(ds)} "
                          "images given")
     extra: dict[str, Any] = {}
     if workers > 0:

@@ -54,6 +54,7 @@ from ..optim import lr_at
 from ..predictors import build_predictor
 from ..runtime import Runtime, resolve_runtime
 from ..train import BatchOrder, build_train_step
+from analysis.errors import ConfigError
 
 __all__ = [
     "EPOCH_IMAGES",
@@ -124,6 +125,7 @@ class Timing:
     seconds: float
     peak_memory: int | None = None
     syncs: tuple[int, list[str]] | None = None  # host syncs of one step (CUDA), see host_syncs
+    runtime: Runtime | None = None  # the numerics the step ran with (channels_last settled)
 
     @property
     def images_per_s(self) -> float:
@@ -154,7 +156,8 @@ def time_train_step(cfg: TrainConfig, *, warmup: int, steps: int, pool: int) -> 
 
     seconds = run_steps(one, rt.device, warmup, steps)
     check_losses(losses, f"{cfg.method.name}/{cfg.predictor.name}")
-    timing = Timing(steps, cfg.train.batch_size, seconds, peak_memory(rt.device))
+    timing = Timing(steps, cfg.train.batch_size, seconds, peak_memory(rt.device),
+                    runtime=train_step.runtime)
     timing.syncs = host_syncs(lambda: one(total - 1), rt.device)  # one more, untimed step
     del train_step, images
     return timing
@@ -300,7 +303,7 @@ def _check(name: str, v: Any, lo: float, *, open_lo: bool = False) -> None:
     ok = v is None or (isinstance(v, (int, float)) and (v > lo if open_lo else v >= lo)
                        and math.isfinite(v))
     if not ok:
-        raise ValueError(f"{name}={v!r} is invalid: allowed a number {'>' if open_lo else '>='} "
+        raise ConfigError(f"{name}={v!r} is invalid: allowed a number {'>' if open_lo else '>='} "
                          f"{lo:g}")
 
 
@@ -327,7 +330,7 @@ def _plan(a: argparse.Namespace) -> _Plan:
     workers = a.workers if a.workers is not None else (1 if tiny else default_workers())
     pool = a.pool or (50_000 if cuda else 4 * batch)
     if pool < batch:
-        raise ValueError(f"--pool={pool} is invalid: allowed at least --batch={batch}")
+        raise ConfigError(f"--pool={pool} is invalid: allowed at least --batch={batch}")
     return _Plan(device, cases, steps, warmup, a.baseline_steps or steps, pool, workers,
                  a.aug_batch or batch, _TRI[a.bf16], _TRI[a.channels_last], a.compile == "on")
 
@@ -352,6 +355,7 @@ def _peak(args: argparse.Namespace, rt: Runtime, notes: list[str]) -> float | No
 
 def _row(pipeline: str, case: BenchCase, rt: Runtime, timing: Timing, flops: float,
          peak: float | None) -> dict[str, Any]:
+    rt = timing.runtime or rt
     ips = timing.images_per_s
     return {
         "pipeline": pipeline, "method": case.method, "predictor": case.predictor,

@@ -2,14 +2,16 @@
 
 Times the trainer's own step (:class:`realnet.train.TrainStep`) for a shipped config (default: the
 Fashion-MNIST CPU recipe) on random uint8 images, side by side in one process, for every
-combination of dtype (fp32 eager; bf16 autocast + channels_last) and intra-op threads (1 and 2 by
-default). Configurations run interleaved, ``--rounds`` rounds of ``--steps`` steps each, so a load
+combination of numerics (fp32 contiguous, fp32 channels_last, bf16 autocast + channels_last) and
+intra-op threads (1 and 2 by default), so the table shows which part of the fast path pays. Configurations run interleaved, ``--rounds`` rounds of ``--steps`` steps each, so a load
 that comes and goes on a shared machine hits them alike. Each step is timed alone; the table gives
 the median images/s, its 10-90 % range over steps (two threads on a busy 2-core machine show up as
 a wide range), the speed-up over fp32 on one thread, and the fraction of the machine's measured
 matmul peak reached: the step's convolution/matmul FLOPs per second (counted by
 :func:`realnet.tools.benchutil.step_flops_per_image`) over the best ``n x n`` matmul rate of the same dtype at
-the same thread count (``--matmul-n``, measured here, not a datasheet figure).
+the same thread count (``--matmul-n``, measured here, not a datasheet figure). On a CPU without
+native bf16 (no AMX or AVX512-BF16: :func:`realnet.runtime.cpu_has_native_bf16`) bf16 is emulated:
+its rows are marked so and get no fraction of a bf16 "peak" (an emulated matmul is no peak).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from ..config import load_config
 from ..data import dataset_spec
 from ..momentum import momentum_at
 from ..optim import lr_at
-from ..runtime import resolve_runtime
+from ..runtime import cpu_has_native_bf16, cpu_model, resolve_runtime
 from ..train import BatchOrder, build_train_step
 
 __all__ = ["matmul_peak", "main"]
@@ -55,6 +57,7 @@ def matmul_peak(dtype: torch.dtype, threads: int, *, n: int = 1024, reps: int = 
 @dataclass
 class _Case:
     dtype: str
+    layout: str
     threads: int
     step: Any
     images: torch.Tensor
@@ -75,12 +78,16 @@ class _Case:
         return out
 
 
+#: The numerics compared: (dtype, memory layout).
+NUMERICS = (("fp32", "contiguous"), ("fp32", "channels_last"), ("bf16", "channels_last"))
+
+
 def _cases(config: str, overrides: list[str], threads: Sequence[int]) -> list[_Case]:
     cases = []
-    for dtype in ("fp32", "bf16"):
-        on = "true" if dtype == "bf16" else "false"
-        cfg = load_config(config, [*overrides, "device=cpu", f"train.bf16={on}",
-                                   f"train.channels_last={on}"])
+    for dtype, layout in NUMERICS:
+        cfg = load_config(config, [*overrides, "device=cpu",
+                                   f"train.bf16={str(dtype == 'bf16').lower()}",
+                                   f"train.channels_last={str(layout == 'channels_last').lower()}"])
         rt = resolve_runtime(cfg)
         spec = dataset_spec(cfg.data.dataset)
         size = cfg.data.image_size or spec.image_size
@@ -88,7 +95,8 @@ def _cases(config: str, overrides: list[str], threads: Sequence[int]) -> list[_C
         images = random_images(pool, spec.channels, size, cfg.seed)
         for t in threads:
             step = build_train_step(cfg, spec, rt)
-            cases.append(_Case(dtype, t, step, images, BatchOrder(pool, cfg.train.batch_size, 0), cfg))
+            cases.append(_Case(dtype, layout, t, step, images,
+                               BatchOrder(pool, cfg.train.batch_size, 0), cfg))
     return cases
 
 
@@ -133,22 +141,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(a.rounds):
         for c in cases:
             times[id(c)] += c.run(a.steps, total)
+    native = cpu_has_native_bf16()
     peaks = {(d, t): matmul_peak(torch.float32 if d == "fp32" else torch.bfloat16, t, n=a.matmul_n)
-             for d in ("fp32", "bf16") for t in a.threads}
+             for d in ("fp32", "bf16") for t in a.threads if d == "fp32" or native}
     batch = cases[0].cfg.train.batch_size
     rows = []
     for c in cases:
         ips = sorted(batch / s for s in times[id(c)])
         q = statistics.quantiles(ips, n=10) if len(ips) > 1 else [ips[0]] * 9
         med = statistics.median(ips)
-        rows.append({"dtype": c.dtype, "threads": c.threads, "images_per_s": med,
+        peak = peaks.get((c.dtype, c.threads))
+        rows.append({"dtype": c.dtype if c.dtype == "fp32" or native else "bf16 (emulated)",
+                     "layout": c.layout, "threads": c.threads, "images_per_s": med,
                      "p10": q[0], "p90": q[-1], "step_gflops": med * flops / 1e9,
-                     "matmul_peak_gflops": peaks[c.dtype, c.threads] / 1e9,
-                     "peak_fraction": med * flops / peaks[c.dtype, c.threads]})
-    base = next(r for r in rows if r["dtype"] == "fp32" and r["threads"] == min(a.threads))
+                     "matmul_peak_gflops": None if peak is None else peak / 1e9,
+                     "peak_fraction": None if peak is None else med * flops / peak})
+    base = next(r for r in rows if r["dtype"] == "fp32" and r["layout"] == "contiguous"
+                and r["threads"] == min(a.threads))
     for r in rows:
         r["speedup"] = r["images_per_s"] / base["images_per_s"]
-    cols = [("dtype", "dtype", str), ("threads", "threads", _num("d")),
+    cols = [("dtype", "dtype", str), ("layout", "layout", str), ("threads", "threads", _num("d")),
             ("images_per_s", "img/s (median)", _num(",.0f")), ("p10", "p10", _num(",.0f")),
             ("p90", "p90", _num(",.0f")), ("speedup", f"x fp32/{min(a.threads)}t", _num(".2f")),
             ("step_gflops", "step GFLOP/s", _num(".1f")),
@@ -158,11 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"config {a.config}: {cfg.model.arch} width {cfg.model.width}, "
           f"{cfg.data.image_size or dataset_spec(cfg.data.dataset).image_size} px, batch {batch}, "
           f"predictor {cfg.predictor.name}; {flops / 1e6:.1f} MFLOP per image per step; "
-          f"{a.rounds} rounds x {a.steps} steps per row, interleaved")
+          f"{a.rounds} rounds x {a.steps} steps per row, interleaved; CPU "
+          f"{cpu_model()}, capability {torch.backends.cpu.get_cpu_capability()}, bf16 "
+          f"{'native' if native else 'emulated (no AMX or AVX512-BF16): no bf16 peak to compare'}")
     print(format_table(rows, cols))
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(json_ready({"config": a.config, "overrides": a.overrides,
+                                  "cpu": cpu_model(), "bf16_native": native,
                                   "flops_per_image": flops, "rows": rows}), fh, indent=2)
     return 0
 
