@@ -1,4 +1,4 @@
-"""Process control shared by the trainer (:mod:`realnet.train`) and the sweep runner
+"""Process control shared by the trainer (:mod:`realnet.training.trainer`) and the sweep runner
 (:mod:`figures.sweep`): catching SIGINT / SIGTERM so that work under way can end cleanly."""
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ SimSiam, DirectPred) runs travel, and where the runs without batch statistics en
 
 Per run, every spectra snapshot gives ``align = E ||z1 - z2||^2`` over the fixed probe pairs and
 ``uniform = log E exp(-2 ||zi - zj||^2)`` over all probe outputs (L2-normalised projector outputs,
-:mod:`realnet.spectra`); lower is better for both. Panel (a): the path of each setting (mean over
+:mod:`realnet.eval.spectra`); lower is better for both. Panel (a): the path of each setting (mean over
 its seeds whose ``spectra.jsonl`` is at hand at each snapshot), and the end of every finished seed
 (from its ``summary.json``, so a fresh clone with the committed summaries has them all), (b) the
 effective rank (RankMe) of the probe outputs over training. Settings and labels come from the

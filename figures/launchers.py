@@ -1,5 +1,5 @@
 """How a sweep's runs are started: here, one process each (:func:`figures.sweep.launch_subprocess`),
-under ``torchrun`` on this machine (``--nproc N``: data-parallel runs, :mod:`realnet.distributed`),
+under ``torchrun`` on this machine (``--nproc N``: data-parallel runs, :mod:`realnet.training.distributed`),
 or on a cluster through SLURM (``--slurm``: one batch script per unfinished run and a
 ``submit_all.sh`` that hands them to ``sbatch``; the scheduler is SLURM's, none is built here).
 

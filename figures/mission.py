@@ -44,8 +44,8 @@ def run_mission(out: str | Path, *, quiet: bool = False, steps: int | None = Non
     from analysis.compare import write_compare
     from analysis.scorecard import markdown, write_scorecard
     from dynamics.demo import DemoConfig, plot_phase_portraits, run_demo
-    from realnet.config import load_config
-    from realnet.train import train
+    from realnet.config.train_config import load_config
+    from realnet.training.trainer import train
 
     out = Path(out)
     _say(quiet, "1/3 theory: per-mode dynamics of the linear model and their collapse threshold")

@@ -34,7 +34,7 @@ A sweep file (TOML)::
     label = "linear SGD"
     overrides = { "predictor.name" = "linear" }
 
-Every grid point is resolved with :func:`realnet.config.load_config` (base, fixed overrides,
+Every grid point is resolved with :func:`realnet.config.train_config.load_config` (base, fixed overrides,
 setting, seed) before anything is launched; an unknown key or invalid value anywhere stops the
 sweep with a message naming the table, the setting and the key. Identical resolved configs are
 run once: the folder of a setting is named by the keys in which its resolved config differs
@@ -121,7 +121,7 @@ class PlannedRun:
 
 
 def _leaf_names() -> dict[str, int]:
-    from realnet.config import all_keys
+    from realnet.config.train_config import all_keys
 
     counts: dict[str, int] = {}
     for k in all_keys():
@@ -175,10 +175,10 @@ def _canonical(config: dict[str, Any]) -> str:
 
 
 def plan_runs(spec: SweepSpec) -> list[PlannedRun]:
-    """Resolve every (table, setting, seed) with :func:`realnet.config.load_config` and merge
+    """Resolve every (table, setting, seed) with :func:`realnet.config.train_config.load_config` and merge
     identical resolved configs into one run. Raises ValueError naming the table, the setting and
     the bad key before anything runs."""
-    from realnet.config import config_to_dict, load_config
+    from realnet.config.train_config import config_to_dict, load_config
 
     try:
         reference = config_to_dict(load_config(spec.base, spec.overrides))
@@ -227,7 +227,7 @@ class RunOutcome:
 def _same_config(saved: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a saved config.json describes ``config`` (read back through realnet's loader, so
     keys added to realnet's config later take their defaults, as when realnet resumes)."""
-    from realnet.config import config_from_dict, result_changes
+    from realnet.config.train_config import config_from_dict, result_changes
 
     try:
         return not result_changes(config_from_dict(saved), config_from_dict(config))
@@ -456,7 +456,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
             for fut in as_completed([pool.submit(one, r) for r in todo]):
                 report(*fut.result())
     if signals.signum is not None:
-        from realnet.train import Interrupted
+        from realnet.training.failures import Interrupted
 
         raise Interrupted(done_count, signals.signum)
     failed = [f for f, s in states.items() if s in ("failed", "conflict")]
@@ -495,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--slurm-option", action="append", default=[], metavar="OPTION",
                    help="an #SBATCH option for the scripts, e.g. --gres=gpu:1 (repeatable)")
     args = p.parse_args(argv)
-    from realnet.train import Interrupted
+    from realnet.training.failures import Interrupted
 
     try:
         spec = load_sweep(args.sweep)

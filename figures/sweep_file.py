@@ -213,7 +213,7 @@ def _with_paper(settings: tuple[Setting, ...], entries: Any, rows: str, cols: st
 
 
 def _resolve_base(base: Any, folder: Path) -> str:
-    from realnet.config import resolve_config_path
+    from realnet.config.train_config import resolve_config_path
 
     if not isinstance(base, str) or not base:
         raise ConfigError(f"base: expected a realnet config name or TOML path, got {base!r}")

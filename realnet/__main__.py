@@ -2,13 +2,13 @@
 
 ``python -m realnet train --config NAME_OR_FILE [key=value ...] [--out DIR] [--quiet]``
     Train (or resume, when DIR holds a checkpoint of the same config) and write the run folder
-    (see :mod:`realnet.train`; DIR defaults to ``runs/<config name>``). ``--config`` is a TOML path or the name of a shipped config
+    (see :mod:`realnet.training.trainer`; DIR defaults to ``runs/<config name>``). ``--config`` is a TOML path or the name of a shipped config
     (``python -m realnet configs`` lists them). ``--stop-after N`` stops after N steps of this
     invocation with a checkpoint (rerun the same command to continue).
 ``python -m realnet eval DIR``
     Re-probe the run's last checkpoint; writes DIR/eval.json.
 ``python -m realnet export DIR [--out FILE] [--force]``
-    Write the trained trunk as a plain state dict (:mod:`realnet.export`); never inside a run
+    Write the trained trunk as a plain state dict (:mod:`realnet.eval.export`); never inside a run
     folder except as its ``trunk.pt``, and never over an existing file without ``--force``.
 ``python -m realnet print-config --config NAME_OR_FILE [key=value ...]``
     Print the resolved config (inheritance and overrides applied, validated) as TOML.
@@ -73,19 +73,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imports after parsing so that --help is instant.
     from analysis.errors import ConfigError, io_problem
 
-    from .config import load_config, shipped_configs
-    from .data import DownloadError, MissingDatasetError
-    from .evaluate import evaluate_run
+    from realnet.config.train_config import load_config, shipped_configs
+    from realnet.data.datasets import DownloadError, MissingDatasetError
+    from realnet.eval.evaluate import evaluate_run
     from analysis.runs import FolderBusyError
 
-    from .train import Interrupted, NonFiniteError, train
+    from realnet.training.failures import Interrupted, NonFiniteError
+    from realnet.training.trainer import train
 
     if args.command == "configs":
         print("\n".join(shipped_configs()))
         return 0
     try:
         if args.command == "print-config":
-            from .config import config_to_toml
+            from realnet.config.train_config import config_to_toml
 
             print(config_to_toml(load_config(args.config, args.overrides)), end="")
         elif args.command == "train":
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(json.dumps({k: summary[k] for k in _SUMMARY_KEYS if k in summary}))
         elif args.command == "export":
-            from .export import export_trunk
+            from realnet.eval.export import export_trunk
 
             print(json.dumps(export_trunk(args.run_dir, args.out, force=args.force)))
         else:

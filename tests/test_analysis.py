@@ -20,8 +20,8 @@ from analysis.compare import compare_run
 from analysis.report import report_runs
 from analysis.runs import load_run
 
-spectra = pytest.importorskip("realnet.spectra")
-rconfig = pytest.importorskip("realnet.config")
+spectra = pytest.importorskip("realnet.eval.spectra")
+rconfig = pytest.importorskip("realnet.config.train_config")
 
 TOL = 1e-8
 
@@ -218,7 +218,7 @@ def test_compare_on_a_real_tiny_digits_run(tmp_path):
 
 def test_report_labels_leave_out_keys_a_run_does_not_use():
     from analysis.report import group_runs
-    from realnet.config import config_to_dict, inert_keys, load_config
+    from realnet.config.train_config import config_to_dict, inert_keys, load_config
 
     cfgs = [load_config("digits", ov) for ov in (["predictor.cj=0.1", "predictor.eps=0.0"],
                                                  ["predictor.eps=0.1"], ["predictor.name=linear"])]

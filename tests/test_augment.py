@@ -5,11 +5,11 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-import realnet.augment as augment_module
-from realnet.augment import (AugmentConfig, GPUAugment, adjust_brightness, adjust_contrast, adjust_hue,
-                             adjust_saturation, default_augment, gaussian_blur, rgb_to_grayscale,
-                             sample_crop_boxes)
-from realnet.data import DATASETS
+import realnet.data.augment as augment_module
+from realnet.data.augment import (AugmentConfig, GPUAugment, adjust_brightness, adjust_contrast,
+                                  adjust_hue, adjust_saturation, default_augment, gaussian_blur,
+                                  rgb_to_grayscale, sample_crop_boxes)
+from realnet.data.datasets import DATASETS
 
 CIFAR = DATASETS["cifar10"]
 STL = DATASETS["stl10"]

@@ -10,16 +10,18 @@ import torch
 from torch import nn
 
 from realnet.tools import bench, numerics
-from realnet.augment import AugmentConfig
+from realnet.data.augment import AugmentConfig
 from realnet.tools.baseline import conventional_loader
-from realnet.config import load_config
-from realnet.data import dataset_spec
-from realnet.momentum import momentum_at
-from realnet.optim import lr_at
-from realnet.checkpoint import CHECKPOINT
-from realnet.data import load_run_data
-from realnet.runtime import resolve_runtime
-from realnet.train import BatchOrder, TrainStep, build_train_step, train
+from realnet.config.train_config import load_config
+from realnet.data.datasets import dataset_spec
+from realnet.methods.ema import momentum_at
+from realnet.training.optim import lr_at
+from realnet.training.checkpoint import CHECKPOINT
+from realnet.data.pools import load_run_data
+from realnet.training.runtime import resolve_runtime
+from realnet.data.pools import BatchOrder
+from realnet.training.step import TrainStep, build_train_step
+from realnet.training.trainer import train
 
 TINY = ["train.batch_size=32", "model.width=0.0625", "model.proj_hidden_dim=32",
         "model.proj_dim=8", "eval.knn_k=10", "eval.probe_epochs=2", "data.train_limit=200",
@@ -152,7 +154,7 @@ def test_one_public_step_equals_one_step_of_train_bitwise(tmp_path):
     ref = torch.load(tmp_path / CHECKPOINT, weights_only=True)
 
     rt = resolve_runtime(cfg)
-    data = load_run_data(cfg, rt.device)
+    data = load_run_data(cfg.data, cfg.train.batch_size, rt.device)
     step = build_train_step(cfg, data.spec, rt)
     order = BatchOrder(len(data.ssl), cfg.train.batch_size, cfg.seed)
     loss = step(data.ssl.batch(order, 0), 0, lr_at(0, 1, cfg.optim),

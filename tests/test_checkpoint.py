@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from realnet import checkpoint as ck
+from realnet.training import checkpoint as ck
 
 
 def test_round_trip(tmp_path):
@@ -49,7 +49,7 @@ def test_a_killed_writer_never_leaves_a_torn_file(tmp_path):
     p = tmp_path / "last.pt"
     code = textwrap.dedent(f"""
         import sys, torch
-        from realnet.checkpoint import save_checkpoint
+        from realnet.training.checkpoint import save_checkpoint
         for step in range(1, 1000):
             w = torch.full((4_000_000,), float(step))
             save_checkpoint({str(p)!r}, {{"step": step, "w": w}})

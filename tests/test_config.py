@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from realnet.config import (TrainConfig, all_keys, apply_overrides, config_diff, config_from_dict,
-                            config_to_dict, load_config, resolve_config_path, shipped_configs)
+from realnet.config.train_config import (TrainConfig, all_keys, apply_overrides, config_diff,
+                                         config_from_dict, config_to_dict, load_config,
+                                         resolve_config_path, shipped_configs)
 
 
 def test_defaults_are_the_papers_recipe():
@@ -105,8 +106,8 @@ def test_every_key_declares_its_allowed_values_next_to_its_default():
     import dataclasses
     import typing
 
-    from realnet.augment import AugmentConfig
-    from realnet.ranges import allowed_of
+    from realnet.data.augment import AugmentConfig
+    from realnet.config.ranges import allowed_of
 
     free = {"data.root"}  # any path
     sections = {"": TrainConfig, "augment.": AugmentConfig}
@@ -205,7 +206,7 @@ def test_all_keys_lists_every_settable_key():
 
 
 def test_base_key_merges_tables_and_refuses_cycles(tmp_path):
-    from realnet.config import load_config
+    from realnet.config.train_config import load_config
 
     (tmp_path / "parent.toml").write_text('seed = 4\n[optim]\nlr = 0.05\nmomentum = 0.8\n')
     (tmp_path / "child.toml").write_text('base = "parent.toml"\n[optim]\nlr = 0.01\n')

@@ -10,9 +10,9 @@ import torch
 import torchvision.datasets as tvd
 import torchvision.datasets.cifar as tv_cifar
 
-from realnet import data
-from realnet.data import (DATASETS, MissingDatasetError, dataset_spec, digits_split_mask, load_images,
-                          read_idx)
+from realnet.data import datasets as data
+from realnet.data.datasets import (DATASETS, MissingDatasetError, dataset_spec, digits_split_mask,
+                                   load_images, read_idx)
 
 RNG = np.random.default_rng(0)
 

@@ -1,5 +1,5 @@
 """The DirectSet(alpha) spectrum rule exists twice by design: in numpy for the theory
-(:func:`dynamics.sgd.directset_p`) and in torch for training (:func:`realnet.predictors.directset_spectrum`),
+(:func:`dynamics.sgd.directset_p`) and in torch for training (:func:`realnet.methods.predictors.directset_spectrum`),
 so that ``realnet`` never imports ``dynamics``. This pins the two equal on the same spectra:
 positive, with negative round-off entries, with exact zeros, all zero, and batched; for DirectPred
 (alpha 1/2), DirectCopy-like (alpha 1) and other exponents, eps and floors. Both compute in float64
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dynamics.sgd import DirectPredConfig, directset_p
-from realnet.predictors import directset_spectrum
+from realnet.methods.predictors import directset_spectrum
 
 SPECTRA = {
     "positive": np.geomspace(3.0, 1e-6, 16),

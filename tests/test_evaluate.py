@@ -5,10 +5,10 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from realnet.augment import GPUAugment, default_augment
-from realnet.data import DATASETS, load_images
-from realnet.evaluate import extract_features, knn_predict, knn_top1, linear_probe
-from realnet.models import build_backbone
+from realnet.data.augment import GPUAugment, default_augment
+from realnet.data.datasets import DATASETS, load_images
+from realnet.eval.evaluate import extract_features, knn_predict, knn_top1, linear_probe
+from realnet.nets.resnet import build_backbone
 
 
 def gaussian_classes(n, d, c, sep, seed):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from realnet.config import config_from_dict
-from realnet.data import dataset_spec
-from realnet.export import torchvision_trunk
-from realnet.model import build_ssl_model
+from realnet.config.train_config import config_from_dict
+from realnet.data.datasets import dataset_spec
+from realnet.eval.export import torchvision_trunk
+from realnet.nets.ssl_model import build_ssl_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -100,7 +100,7 @@ def test_notes_flag_the_approximations():
 
 
 def test_maps_the_resolved_config_the_trainer_writes():
-    realnet_config = pytest.importorskip("realnet.config")
+    realnet_config = pytest.importorskip("realnet.config.train_config")
     cfg = realnet_config.config_to_dict(realnet_config.load_config("digits"))
     hp = map_hparams(cfg)
     assert hp.a == pytest.approx(cfg["optim"]["lr"] * 4 / (1 - cfg["optim"]["momentum"]), rel=REL)
@@ -110,7 +110,7 @@ def test_maps_the_resolved_config_the_trainer_writes():
 def test_loss_scale_table_matches_the_training_losses():
     """LOSS_SCALE[name] * (Eqn 1 on the normalised vectors) is realnet's loss of that name."""
     torch = pytest.importorskip("torch")
-    from realnet.losses import LOSSES, l2_loss
+    from realnet.methods.losses import LOSSES, l2_loss
 
     from analysis.hparams import LOSS_SCALE
 

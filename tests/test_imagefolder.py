@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realnet.data import MissingDatasetError, imagefolder_classes, load_images
+from realnet.data.datasets import MissingDatasetError, imagefolder_classes, load_images
 
 ROOT = Path(__file__).resolve().parents[1]
 

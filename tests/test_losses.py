@@ -1,9 +1,9 @@
-"""Losses against brute-force numpy (realnet/losses.py)."""
+"""Losses against brute-force numpy (realnet/methods/losses.py)."""
 import numpy as np
 import pytest
 import torch
 
-from realnet.losses import LOSSES, byol_cosine, l2_loss
+from realnet.methods.losses import LOSSES, byol_cosine, l2_loss
 
 
 def np_byol(p: np.ndarray, z: np.ndarray) -> float:

@@ -3,7 +3,7 @@ import torch
 import torchvision
 from torch import nn
 
-from realnet.models import MLP, STEMS, build_backbone, build_projector, count_parameters
+from realnet.nets.resnet import MLP, STEMS, build_backbone, build_projector, count_parameters
 
 # torchvision's resnet18 has 11,689,512 parameters of which fc holds 512*1000 + 1000.
 TV_RESNET18_TRUNK = 11_689_512 - 513_000

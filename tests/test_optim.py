@@ -1,4 +1,4 @@
-"""Optimisers, lr schedules (realnet/optim.py) and the EMA target (realnet/momentum.py)."""
+"""Optimisers, lr schedules (realnet/training/optim.py) and the EMA target (realnet/methods/ema.py)."""
 import dataclasses
 import math
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from realnet.momentum import ema_update, momentum_at
-from realnet.optim import LARS, OptimConfig, build_optimizer, lr_at
+from realnet.methods.ema import ema_update, momentum_at
+from realnet.training.optim import LARS, OptimConfig, build_optimizer, lr_at
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 PyTorch and oneDNN pick their kernels by the CPU's instruction set. A machine with AVX-512 and
 AMX never reaches the AVX2 kernels that most other x86-64 CPUs run, so a bug there stays
 invisible to it: oneDNN's AVX2 weight-gradient kernel of a strided 1x1 convolution on
-channels_last input with fewer than 8 channels corrupts the heap (realnet.runtime's docstring;
+channels_last input with fewer than 8 channels corrupts the heap (realnet.training.runtime's docstring;
 oneDNN issue #6035), which aborted the whole suite on an AVX2 machine. Here the tests that touch
 numerics, the memory format and the fast path run again in a subprocess with both libraries
 capped at AVX2 (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``), so every machine runs
@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from analysis.errors import ConfigError
-from realnet.config import load_config
-from realnet.data import dataset_spec
-from realnet.model import build_ssl_model
-from realnet.runtime import Runtime, channels_last_hazard, settle_channels_last
+from realnet.config.train_config import load_config
+from realnet.data.datasets import dataset_spec
+from realnet.nets.ssl_model import build_ssl_model
+from realnet.training.runtime import Runtime, channels_last_hazard, settle_channels_last
 
 ROOT = Path(__file__).resolve().parents[1]
 AVX2_CAPS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}

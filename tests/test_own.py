@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from realnet.backbones import adapt_resnet_stem, strip_classifier, torchvision_backbone
-from realnet.config import load_config
-from realnet.data import DATASETS, load_images
-from realnet.sources import TorchData, read_dataset, to_uint8_chw
-from realnet.train import train
+from realnet.nets.backbones import adapt_resnet_stem, strip_classifier, torchvision_backbone
+from realnet.config.train_config import load_config
+from realnet.data.datasets import DATASETS, load_images
+from realnet.data.torchdata import TorchData, read_dataset, to_uint8_chw
+from realnet.training.trainer import train
 
 FAST = ["train.steps=6", "log.every=3", "log.spectra_every=3", "log.checkpoint_every=3",
         "log.probe_size=64", "eval.probe_epochs=2", "eval.knn_k=5", "data.ssl_limit=256",
@@ -143,7 +143,7 @@ def test_own_resnet18_is_torchvisions_after_the_stem_change():
     layout (names and shapes), for every stem."""
     import torchvision
 
-    from realnet.models import build_backbone
+    from realnet.nets.resnet import build_backbone
 
     for stem in ("imagenet", "cifar", "small"):
         ours, _ = build_backbone(arch="resnet18", stem=stem, in_channels=1)
@@ -194,8 +194,8 @@ def test_imagefolder_with_torchvision_resnet50_from_python_then_export(tmp_path)
     the run's own features."""
     from test_imagefolder import make_tree
 
-    from realnet.export import export_trunk, torchvision_trunk
-    from realnet.model import build_ssl_model
+    from realnet.eval.export import export_trunk, torchvision_trunk
+    from realnet.nets.ssl_model import build_ssl_model
 
     root = make_tree(tmp_path / "data", n=8)
     cfg = load_config(None, ["data.dataset=imagefolder", f"data.root={root}", "data.image_size=16",

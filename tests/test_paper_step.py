@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from realnet.config import load_config
-from realnet.data import dataset_spec
-from realnet.optim import build_optimizer
-from realnet.runtime import Runtime
-from realnet.train import build_train_step, param_groups
+from realnet.config.train_config import load_config
+from realnet.data.datasets import dataset_spec
+from realnet.training.optim import build_optimizer
+from realnet.training.runtime import Runtime
+from realnet.training.step import build_train_step, param_groups
 
 TINY = ["train.batch_size=16", "model.width=0.0625", "model.proj_hidden_dim=16",
         "model.proj_dim=8", "optim.lr=0.05", "optim.weight_decay=4e-3", "method.ema=0.9"]

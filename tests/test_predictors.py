@@ -1,21 +1,13 @@
-"""Predictors against brute-force float64 numpy computations (realnet/predictors.py)."""
+"""Predictors against brute-force float64 numpy computations (realnet/methods/predictors.py)."""
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from realnet.predictors import (
-    PREDICTORS,
-    PredictorConfig,
-    build_predictor,
-    directset_spectrum,
-    feature_blocks,
-    hyperplane_sides,
-    partitioned_predict,
-    side_moments,
-    predictor_param_groups,
-)
+from realnet.methods.predictors import (PREDICTORS, PredictorConfig, build_predictor,
+                                        directset_spectrum, block_indices, hyperplane_sides,
+                                        partitioned_predict, side_moments, predictor_param_groups)
 
 U32 = float(np.finfo(np.float32).eps)  # 1.19e-7, unit roundoff of float32 is U32 / 2
 
@@ -233,7 +225,7 @@ def test_feature_blocks_have_their_own_correlation(d, k):
     feed(pred, batches)
     pred.after_optimizer_step(1)
     W = pred.weight_matrix().double().numpy()
-    blocks = [b.numpy() for b in feature_blocks(d, k, 7)]
+    blocks = [b.numpy() for b in block_indices(d, k, 7)]
     # a partition: every index exactly once, sizes ceil/floor(d/k) with the larger ones first
     assert sorted(np.concatenate(blocks).tolist()) == list(range(d))
     sizes = [len(b) for b in blocks]
@@ -249,8 +241,8 @@ def test_feature_blocks_have_their_own_correlation(d, k):
         assert abs(np.linalg.eigvalsh(W[np.ix_(idx, idx)]).max() - 1.1) < 5e-5
     assert np.all(W[~mask] == 0)  # exactly zero off the blocks
     # seeded: same seed same blocks, another seed other blocks
-    assert all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, feature_blocks(d, k, 7)))
-    assert not all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, feature_blocks(d, k, 8)))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, block_indices(d, k, 7)))
+    assert not all(np.array_equal(a, b.numpy()) for a, b in zip(blocks, block_indices(d, k, 8)))
 
 
 def _np_partitioned(batches, planes, rho, rule):

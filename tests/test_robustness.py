@@ -1,5 +1,5 @@
 """One writer per run folder, a failed start claims nothing, Ctrl-C checkpoints, sweeps never mix
-configurations or leave orphans (realnet.train, analysis.runs.folder_lock, figures.sweep)."""
+configurations or leave orphans (realnet.training.trainer, analysis.runs.folder_lock, figures.sweep)."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from analysis.runs import FolderBusyError, folder_lock
-from realnet.config import load_config
-from realnet.data import MissingDatasetError, load_images
+from realnet.config.train_config import load_config
+from realnet.data.datasets import MissingDatasetError, load_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_out_pointing_at_a_file_is_refused(tmp_path):
 def test_a_signal_checkpoints_the_current_step_and_the_run_resumes(tmp_path, sig):
     """The step under way is completed and checkpointed (not the last periodic checkpoint), the
     process ends with one line and 128 + signal, and the same command finishes the run."""
-    from realnet.checkpoint import CHECKPOINT, load_checkpoint
+    from realnet.training.checkpoint import CHECKPOINT, load_checkpoint
 
     out = tmp_path / "run"
     args = ["train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=400",

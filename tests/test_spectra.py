@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from analysis import metrics
-from realnet import spectra
+from realnet.eval import spectra
 
 
 def _views(rng, n=64, d=5, feat=7):

@@ -361,7 +361,7 @@ def test_fig2_reads_snapshots(tmp_path):
     import numpy as np
 
     from figures import fig2_real_spectra as f2
-    from realnet import spectra
+    from realnet.eval import spectra
 
     rng = np.random.default_rng(0)
     d = 4

@@ -10,12 +10,15 @@ import pytest
 import torch
 
 from realnet.__main__ import EXIT_BAD_CONFIG, EXIT_NON_FINITE, main
-from realnet.config import load_config
-from realnet.data import dataset_spec
-from realnet.losses import byol_cosine
-from realnet.model import build_ssl_model, ssl_loss
-from realnet.checkpoint import CHECKPOINT
-from realnet.train import BatchOrder, NonFiniteError, train
+from realnet.config.train_config import load_config
+from realnet.data.datasets import dataset_spec
+from realnet.methods.losses import byol_cosine
+from realnet.methods.losses import ssl_loss
+from realnet.nets.ssl_model import build_ssl_model
+from realnet.training.checkpoint import CHECKPOINT
+from realnet.data.pools import BatchOrder
+from realnet.training.failures import NonFiniteError
+from realnet.training.trainer import train
 
 # 8 steps of batch 32 on 8x8 digits with a 4-channel ResNet-18: a few seconds per run.
 TINY = ["train.steps=8", "train.batch_size=32", "model.width=0.0625", "model.proj_hidden_dim=32",
@@ -54,7 +57,7 @@ def test_run_folder_holds_every_file(full_run):
         assert env["packages"][name] == importlib.metadata.version(name), name
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     # auto numerics: bf16 where the CPU has it natively; channels_last settled off on every CPU,
-    # as width 0.0625's first shortcut has 4 input channels (realnet.runtime.channels_last_hazard)
+    # as width 0.0625's first shortcut has 4 input channels (realnet.training.runtime.channels_last_hazard)
     assert info["bf16"] == env["cpu_native_bf16"] and info["channels_last"] is False
     summary = json.loads((full_run / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
@@ -126,7 +129,7 @@ def test_resume_with_a_different_config_is_refused(full_run):
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import realnet.step as tr
+    import realnet.training.step as tr
 
     built = []
     real_build = tr.build_ssl_model
@@ -219,7 +222,7 @@ def test_public_code_target_init_differs_from_the_online_network():
 
 
 def test_collapse_rule_fires_on_a_point_and_on_a_line_but_not_on_a_cloud():
-    from realnet.evaluate import collapse_verdict
+    from realnet.eval.evaluate import collapse_verdict
 
     cfg = load_config("digits")  # collapse_rank 1.5, std fraction 0.1 of 1/sqrt(d)
     rng = np.random.default_rng(0)
@@ -260,7 +263,7 @@ def test_a_bug_inside_a_step_shows_its_traceback(tmp_path, monkeypatch, capsys):
     """A ValueError raised by the code (not by the user's config) in the middle of training is a
     bug: it propagates with its traceback instead of reading as a one-line bad config (exit 2),
     and the run keeps its last checkpoint."""
-    from realnet.step import TrainStep
+    from realnet.training.step import TrainStep
 
     real_update = TrainStep.update
 
@@ -280,7 +283,7 @@ def test_a_bug_inside_a_step_shows_its_traceback(tmp_path, monkeypatch, capsys):
 def test_a_numerical_failure_in_a_snapshot_is_a_divergence_exit_3(tmp_path, monkeypatch, capsys):
     """numpy's LinAlgError in the spectra snapshot (as lr=1e5 gives) is a divergence: exit 3 and
     the last good checkpoint kept, not a bad config (exit 2) that a sweep would retry forever."""
-    import realnet.train as train_mod
+    import realnet.training.trainer as train_mod
 
     real = train_mod._snapshot
 

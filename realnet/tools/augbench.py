@@ -1,4 +1,4 @@
-"""Augmentation throughput: the batched on-device :class:`realnet.augment.GPUAugment` against
+"""Augmentation throughput: the batched on-device :class:`realnet.data.augment.GPUAugment` against
 torchvision's per-image pipelines of the same recipe (one table of ``python -m realnet.tools.bench``)."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..augment import GPUAugment
-from ..config import load_config
-from ..data import dataset_spec
+from realnet.data.augment import GPUAugment
+from realnet.config.train_config import load_config
+from realnet.data.datasets import dataset_spec
 from .baseline import conventional_transform
 from .benchutil import Column, Stopwatch, _num, random_images
 

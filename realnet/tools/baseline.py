@@ -6,10 +6,10 @@ against): the dataset keeps HWC uint8 arrays, ``__getitem__`` turns one image in
 once per view; a :class:`torch.utils.data.DataLoader` with worker processes collates the views
 into float32 batches in pinned memory, which are copied to the device; the model runs in fp32,
 eager mode, no channels_last. Only the input pipeline and those numerics differ from a training
-run: the model side of a step is the trainer's own :meth:`realnet.train.TrainStep.update`.
+run: the model side of a step is the trainer's own :meth:`realnet.training.step.TrainStep.update`.
 
 The per-image transforms take their parameters from the run's
-:class:`realnet.augment.AugmentConfig` (so the work per image is the recipe's)::
+:class:`realnet.data.augment.AugmentConfig` (so the work per image is the recipe's)::
 
     RandomResizedCrop(out, scale, ratio) -> RandomHorizontalFlip(flip_p)
     -> RandomApply([ColorJitter(b, c, s, h)], jitter_p) -> RandomGrayscale(grayscale_p)
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..augment import AugmentConfig, GPUAugment
-from ..data import DatasetSpec
+from realnet.data.augment import AugmentConfig, GPUAugment
+from realnet.data.datasets import DatasetSpec
 from analysis.errors import ConfigError
 
 __all__ = ["TRANSFORM_APIS", "conventional_transform", "TwoViews", "TwoViewDataset",

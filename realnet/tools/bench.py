@@ -1,6 +1,6 @@
 """Training speed: ``python -m realnet.tools.bench``.
 
-Times the trainer's own step (:class:`realnet.train.TrainStep`: on-device augmentation of uint8
+Times the trainer's own step (:class:`realnet.training.step.TrainStep`: on-device augmentation of uint8
 batches, forward of both views, loss, backward, predictor observe, optimiser step, predictor
 setting, EMA) on random uint8 images resident on the device, against the conventional pipeline of
 public BYOL code measured in the same process (:mod:`realnet.tools.baseline`: DataLoader workers with
@@ -22,7 +22,7 @@ per-image torchvision transforms, fp32, eager), and prints one table:
 Below it: DirectPred's extra cost as a share of its step (the correlation update, which every
 predictor does, and the eigendecomposition + setting of ``Wp``, timed alone; and the step time of
 DirectPred against the linear predictor), and the augmentation throughput of the batched
-:class:`realnet.augment.GPUAugment` against torchvision's per-image transforms (one view per
+:class:`realnet.data.augment.GPUAugment` against torchvision's per-image transforms (one view per
 image, one process).
 
 ``--cpu`` switches to the CPU table of :mod:`realnet.tools.cpubench` (fp32 vs bf16, 1 vs 2 threads).
@@ -44,16 +44,17 @@ import torch
 from analysis.jsonio import json_ready as _plain
 
 from .augbench import AUG_COLUMNS, augment_throughput
-from .benchutil import (Column, _num, check_losses, count_flops, format_table, host_syncs, peak_memory,
-                        random_images, reset_memory, run_steps, step_flops_per_image)
+from .benchutil import (Column, _num, check_losses, count_flops, directpred_overhead, format_table,
+                        host_syncs, peak_memory, random_images, reset_memory, run_steps,
+                        step_flops_per_image)
 from .baseline import conventional_loader, default_workers
-from ..config import TrainConfig, load_config
-from ..data import dataset_spec
-from ..momentum import momentum_at
-from ..optim import lr_at
-from ..predictors import build_predictor
-from ..runtime import Runtime, resolve_runtime
-from ..train import BatchOrder, build_train_step
+from realnet.config.train_config import TrainConfig, load_config
+from realnet.data.datasets import dataset_spec
+from realnet.methods.ema import momentum_at
+from realnet.training.optim import lr_at
+from realnet.training.runtime import Runtime, resolve_runtime
+from realnet.data.pools import BatchOrder
+from realnet.training.step import build_train_step
 from analysis.errors import ConfigError
 
 __all__ = [
@@ -67,7 +68,6 @@ __all__ = [
     "host_syncs",
     "time_train_step",
     "time_baseline",
-    "directpred_overhead",
     "augment_throughput",
     "format_table",
     "main",
@@ -133,7 +133,7 @@ class Timing:
 
 
 def time_train_step(cfg: TrainConfig, *, warmup: int, steps: int, pool: int) -> Timing:
-    """Time the trainer's :class:`realnet.train.TrainStep` for ``cfg`` (its runtime flags
+    """Time the trainer's :class:`realnet.training.step.TrainStep` for ``cfg`` (its runtime flags
     resolved as the trainer does; compiled when they say so) on ``pool`` random uint8 images
     resident on the device, drawn batch by batch as the trainer does (:meth:`BatchOrder.batch`),
     lr and EMA momentum from the schedules. ``warmup`` steps are excluded; on CUDA one more,
@@ -201,24 +201,6 @@ def time_baseline(cfg: TrainConfig, *, warmup: int, steps: int, workers: int,
     return Timing(steps, cfg.train.batch_size, seconds, peak_memory(rt.device))
 
 
-def directpred_overhead(cfg: TrainConfig, *, reps: int = 20, warmup: int = 3) -> dict[str, float]:
-    """Seconds per step of the predictor's own work for ``cfg``'s predictor on the device:
-    ``observe`` (the running correlation ``F`` from ``(2, B, d)`` projector outputs; every
-    predictor does it) and ``after_optimizer_step`` (for DirectPred the ``d x d`` eigh and the
-    setting of ``Wp``), each timed alone over ``reps`` calls after ``warmup``."""
-    rt = resolve_runtime(cfg)
-    d = cfg.model.proj_dim
-    pred = build_predictor(cfg.predictor, d).to(rt.device)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    z = torch.randn(2, cfg.train.batch_size, d, generator=gen).to(rt.device)
-    out: dict[str, float] = {}
-    pred.observe(z, z)
-    for name, fn in (("observe_s", lambda k: pred.observe(z, z)),
-                     ("set_s", lambda k: pred.after_optimizer_step(k + 1))):
-        out[name] = run_steps(fn, rt.device, warmup, reps) / reps
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # output
 # ---------------------------------------------------------------------------------------------
@@ -242,6 +224,8 @@ _TRI = {"auto": None, "on": True, "off": False}
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m realnet.tools.bench",
                                 description=" ".join(__doc__.strip().split("\n\n")[0].split()).replace("``", ""))
+    p.add_argument("--cpu", action="store_true", help="the CPU table instead (realnet.tools.cpubench: "
+                   "fp32 / channels_last / bf16 x threads; its own options follow)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--tiny", action="store_true",
                    help="smoke size: width 0.0625, batch 16, 16 px (STL row 32 px), 2 steps")
@@ -375,7 +359,7 @@ def _row(pipeline: str, case: BenchCase, rt: Runtime, timing: Timing, flops: flo
 
 def _runtime_notes(plan: _Plan, rt: Runtime, notes: list[str]) -> None:
     if plan.compile and not rt.compile:
-        notes.append("compile: requested but off -- realnet.train applies torch.compile only on "
+        notes.append("compile: requested but off -- realnet.training.trainer applies torch.compile only on "
                      "CUDA (resolve_runtime); on CPU the encoders run eagerly")
     if plan.bf16 is None and not rt.bf16:
         notes.append("dtype: fp32 -- bf16 autocast is on by default only on CUDA and on CPUs "

@@ -12,13 +12,16 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..config import TrainConfig
-from ..data import dataset_spec
-from ..losses import LOSSES
-from ..model import build_ssl_model, ssl_loss
+from realnet.config.train_config import TrainConfig
+from realnet.data.datasets import dataset_spec
+from realnet.methods.losses import LOSSES, ssl_loss
+from realnet.methods.predictors import build_predictor
+from realnet.nets.ssl_model import build_ssl_model
+from realnet.training.runtime import resolve_runtime
 
 __all__ = ["count_flops", "step_flops_per_image", "random_images", "Column", "format_table", "Stopwatch",
-           "run_steps", "host_syncs", "reset_memory", "peak_memory", "check_losses", "sync_device"]
+           "run_steps", "host_syncs", "reset_memory", "peak_memory", "check_losses", "sync_device",
+           "directpred_overhead"]
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -31,7 +34,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 def step_flops_per_image(cfg: TrainConfig, *, n: int = 2) -> float:
     """FLOPs of one training step per image for ``cfg``'s model at ``cfg.data.image_size`` (or
-    the dataset's size): the loss of :func:`realnet.model.ssl_loss` on two views (online forward
+    the dataset's size): the loss of :func:`realnet.methods.losses.ssl_loss` on two views (online forward
     of both views, predictor, target forward of both views) and its backward, built on the meta
     device (shapes only, nothing computed), divided by the ``n`` images of the batch. The
     counted layers are linear in the batch, so the result does not depend on ``n``."""
@@ -150,3 +153,21 @@ def host_syncs(fn: Callable[[], Any], device: torch.device) -> tuple[int, list[s
             torch.cuda.synchronize(device)
     hits = [w for w in caught if "synchroniz" in str(w.message).lower()]
     return len(hits), sorted({f"{os.path.basename(w.filename)}:{w.lineno}" for w in hits})
+
+
+def directpred_overhead(cfg: TrainConfig, *, reps: int = 20, warmup: int = 3) -> dict[str, float]:
+    """Seconds per step of the predictor's own work for ``cfg``'s predictor on the device:
+    ``observe`` (the running correlation ``F`` from ``(2, B, d)`` projector outputs; every
+    predictor does it) and ``after_optimizer_step`` (for DirectPred the ``d x d`` eigh and the
+    setting of ``Wp``), each timed alone over ``reps`` calls after ``warmup``."""
+    rt = resolve_runtime(cfg)
+    d = cfg.model.proj_dim
+    pred = build_predictor(cfg.predictor, d).to(rt.device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    z = torch.randn(2, cfg.train.batch_size, d, generator=gen).to(rt.device)
+    out: dict[str, float] = {}
+    pred.observe(z, z)
+    for name, fn in (("observe_s", lambda k: pred.observe(z, z)),
+                     ("set_s", lambda k: pred.after_optimizer_step(k + 1))):
+        out[name] = run_steps(fn, rt.device, warmup, reps) / reps
+    return out

@@ -1,6 +1,6 @@
 """CPU training speed: ``python -m realnet.tools.bench --cpu``.
 
-Times the trainer's own step (:class:`realnet.train.TrainStep`) for a shipped config (default: the
+Times the trainer's own step (:class:`realnet.training.step.TrainStep`) for a shipped config (default: the
 Fashion-MNIST CPU recipe) on random uint8 images, side by side in one process, for every
 combination of numerics (fp32 contiguous, fp32 channels_last, bf16 autocast + channels_last) and
 intra-op threads (1 and 2 by default), so the table shows which part of the fast path pays. Configurations run interleaved, ``--rounds`` rounds of ``--steps`` steps each, so a load
@@ -10,7 +10,7 @@ a wide range), the speed-up over fp32 on one thread, and the fraction of the mac
 matmul peak reached: the step's convolution/matmul FLOPs per second (counted by
 :func:`realnet.tools.benchutil.step_flops_per_image`) over the best ``n x n`` matmul rate of the same dtype at
 the same thread count (``--matmul-n``, measured here, not a datasheet figure). On a CPU without
-native bf16 (no AMX or AVX512-BF16: :func:`realnet.runtime.cpu_has_native_bf16`) bf16 is emulated:
+native bf16 (no AMX or AVX512-BF16: :func:`realnet.training.runtime.cpu_has_native_bf16`) bf16 is emulated:
 its rows are marked so and get no fraction of a bf16 "peak" (an emulated matmul is no peak).
 """
 from __future__ import annotations
@@ -28,12 +28,13 @@ import torch
 from analysis.jsonio import json_ready
 
 from .benchutil import _num, format_table, random_images, step_flops_per_image
-from ..config import load_config
-from ..data import dataset_spec
-from ..momentum import momentum_at
-from ..optim import lr_at
-from ..runtime import cpu_has_native_bf16, cpu_model, resolve_runtime
-from ..train import BatchOrder, build_train_step
+from realnet.config.train_config import load_config
+from realnet.data.datasets import dataset_spec
+from realnet.methods.ema import momentum_at
+from realnet.training.optim import lr_at
+from realnet.training.runtime import cpu_has_native_bf16, cpu_model, resolve_runtime
+from realnet.data.pools import BatchOrder
+from realnet.training.step import build_train_step
 
 __all__ = ["matmul_peak", "main"]
 

@@ -1,6 +1,6 @@
 """Same numerics: does the fast path train to where eager fp32 does? (realnet.tools.numerics)
 
-Two paths of the same run (same config, same seeds), each trained by :func:`realnet.train.train`:
+Two paths of the same run (same config, same seeds), each trained by :func:`realnet.training.trainer.train`:
 
 ``fast``
     ``train.bf16=auto`` (bf16 autocast on CUDA and on CPUs with native bf16, off elsewhere),
@@ -33,8 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..config import load_config
-from ..train import train
+from realnet.config.train_config import load_config
+from realnet.training.trainer import train
 from analysis.errors import ConfigError
 
 __all__ = ["PATHS", "METRICS", "TOLERANCE_SD", "run_paths", "summarise", "agreement",
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--tiny", action="store_true",
                    help="smoke size: digits config, width 0.125 (the narrowest that channels_last "
-                        "runs: realnet.runtime), 10 steps of batch 32, 2 seeds")
+                        "runs: realnet.training.runtime), 10 steps of batch 32, 2 seeds")
     p.add_argument("--out", default=None,
                    help="keep the run folders here (default: a temporary folder, removed)")
     p.add_argument("--json", default=None, metavar="PATH",
