@@ -19,7 +19,7 @@ SWEEP_OUT ?= figures/out/sweeps/cpu
 # ablations (paper's Tables 6-7): 22 settings x 3 seeds = 66 runs, two at a time with one thread
 # each; resumable (rerun to continue), then tables.md.
 sweep-cpu:
-	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/cpu.toml --out $(SWEEP_OUT) --jobs 2
+	nice -n 5 $(PYTHON) -m realnet.sweeps figures/sweeps/cpu.toml --out $(SWEEP_OUT) --jobs 2
 
 .PHONY: scorecard-cpu
 # Forward predictions from 15 % of each run of the CPU sweep's predictors table, against baselines
@@ -37,7 +37,7 @@ scorecard-cpu-ablations:
 
 .PHONY: scorecard-cpu-probe4096
 # The scorecard on runs whose snapshots use 4096 view pairs (bootstrap intervals on sigma2_j):
-# nice python -m figures.sweep figures/sweeps/scorecard_cpu.toml --out figures/out/sweeps/scorecard_cpu --jobs 2
+# nice python -m realnet.sweeps figures/sweeps/scorecard_cpu.toml --out figures/out/sweeps/scorecard_cpu --jobs 2
 scorecard-cpu-probe4096:
 	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard figures/out/sweeps/scorecard_cpu/*/seed*)) --out figures/out/scorecard/cpu_probe4096
 
@@ -46,7 +46,7 @@ scorecard-cpu-probe4096:
 # weight decay, 3 seeds: 30 runs, resumable), its figure with Eqn 17 as a forecast of failing runs,
 # and the scorecard across the runs (orderings over alpha_p and the predictor's weight decay).
 fig6-cpu:
-	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/fig6_cpu.toml --out figures/out/sweeps/fig6_cpu --jobs 2
+	nice -n 5 $(PYTHON) -m realnet.sweeps figures/sweeps/fig6_cpu.toml --out figures/out/sweeps/fig6_cpu --jobs 2
 	$(PYTHON) -m figures.fig6_alpha_p figures/out/sweeps/fig6_cpu --out $(FIGURES_OUT)
 	$(PYTHON) -m analysis scorecard $(call finished,$(wildcard figures/out/sweeps/fig6_cpu/*/seed*)) --out figures/out/scorecard/fig6_cpu
 
@@ -54,7 +54,7 @@ fig6-cpu:
 # SimCLR, SwAV, BYOL, SimSiam, DirectPred, BYOL without BN in the heads, BYOL with GN + WS at the
 # CPU recipe, 3 seeds (21 runs, resumable), and the alignment-uniformity figure.
 methods-cpu:
-	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/methods_cpu.toml --out figures/out/sweeps/methods_cpu --jobs 2
+	nice -n 5 $(PYTHON) -m realnet.sweeps figures/sweeps/methods_cpu.toml --out figures/out/sweeps/methods_cpu --jobs 2
 	$(PYTHON) -m figures.fig_align_uniform figures/out/sweeps/methods_cpu --out $(FIGURES_OUT)
 
 .PHONY: gpu-check
@@ -70,7 +70,7 @@ gpu-check:
 # and participation ratio across the sweep's runs (the recipe's runs belong to each sweep).
 ORD_OUT ?= figures/out/sweeps/orderings_cpu
 orderings-cpu:
-	nice -n 5 $(PYTHON) -m figures.sweep figures/sweeps/orderings_cpu.toml --out $(ORD_OUT) --jobs 2 --rerun-without-spectra
+	nice -n 5 $(PYTHON) -m realnet.sweeps figures/sweeps/orderings_cpu.toml --out $(ORD_OUT) --jobs 2 --rerun-without-spectra
 	for knob in eps ema optim.weight_decay; do \
 	  $(PYTHON) -m analysis scorecard $(call finished,$(wildcard $(ORD_OUT)/base/seed*)) \
 	    $$(for d in $(ORD_OUT)/$$knob=*/seed*; do [ -f $$d/summary.json ] && echo $$d; done) \

@@ -1,5 +1,5 @@
 """Process control shared by the trainer (:mod:`realnet.training.trainer`) and the sweep runner
-(:mod:`figures.sweep`): catching SIGINT / SIGTERM so that work under way can end cleanly."""
+(:mod:`realnet.sweeps`): catching SIGINT / SIGTERM so that work under way can end cleanly."""
 from __future__ import annotations
 
 import signal

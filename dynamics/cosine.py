@@ -244,7 +244,7 @@ def l2_mode_rhs(s, p, *, sigma2, eta: float = 0.0, tau: float = 1.0,
                 symmetric: bool = False, x=1.0) -> np.ndarray:
     """L2 loss with a set predictor: Eqn 12 with ``p`` given, exact per mode,
     ``ds/dt = g x 2 p s [tau - (1+sigma2) p] - 2 eta s`` (``g = 2`` symmetrised, ``x`` the modes'
-    clocks as in :func:`cosine_mode_rhs`), evaluated by :func:`dynamics.modes.mode_rhs` (Eqn 12
+    clocks as in :func:`cosine_mode_rhs`), evaluated by :func:`dynamics.rhs.mode_rhs` (Eqn 12
     without weight decay, times ``g x``, minus ``2 eta s``)."""
     s = np.asarray(s, np.float64)
     loss = mode_rhs(np.asarray(p, np.float64), s, tau, alpha_p=1.0, eta=0.0, sigma2=sigma2)[1]

@@ -12,7 +12,6 @@ Output layout: ``<out>/<NAME>/<NAME>.png``, ``<NAME>.pdf``, one ``<table>.csv`` 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import time
@@ -23,15 +22,13 @@ from typing import Any, Callable
 import numpy as np
 
 from analysis.jsonio import json_ready as to_json
+from analysis.textio import Table, doc_summary, read_table, write_table  # noqa: F401 (re-exported)
 
 __all__ = ["FigureData", "Table", "STYLE", "DEFAULT_OUT", "run_figure", "write_table",
            "read_table", "rows", "save_figure", "to_json", "random_reduced_state", "param_colors", "label_panel"]
 
 #: Root of the outputs when ``--out`` is not given (each figure writes a sub-folder).
 DEFAULT_OUT = "figures/out"
-
-#: A table: equal-length 1-D columns, written as one CSV file (long format).
-Table = dict[str, np.ndarray]
 
 #: Matplotlib settings shared by every figure (small serif-free print style, like the paper's).
 STYLE: dict[str, Any] = {
@@ -75,39 +72,6 @@ def rows(table: Table, **equal: Any) -> Table:
     return {k: np.asarray(c)[mask] for k, c in table.items()}
 
 
-def write_table(path: Path, table: Table) -> Path:
-    """Write a table as CSV (floats with 10 significant digits, NaN as ``nan``)."""
-    cols = list(table)
-    arrays = [np.asarray(table[c]) for c in cols]
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        for i in range(len(arrays[0]) if arrays else 0):
-            w.writerow([_cell(a[i]) for a in arrays])
-    return path
-
-
-def _cell(x: Any) -> str:
-    if isinstance(x, (float, np.floating)):
-        return f"{float(x):.10g}"
-    if isinstance(x, (bool, np.bool_)):
-        return str(int(x))
-    return str(x)
-
-
-def read_table(path: str | Path) -> Table:
-    """Read a CSV written by :func:`write_table` (numeric columns as float arrays)."""
-    with open(path, newline="") as fh:
-        r = list(csv.reader(fh))
-    header, body = r[0], r[1:]
-    out: Table = {}
-    for j, name in enumerate(header):
-        col = [row[j] for row in body]
-        try:
-            out[name] = np.array([float(v) for v in col])
-        except ValueError:
-            out[name] = np.array(col)
-    return out
 
 
 
@@ -139,12 +103,6 @@ def label_panel(ax, letter: str) -> None:
     """Bold panel letter in the top-left corner, outside the axes."""
     ax.text(-0.02, 1.06, f"({letter})", transform=ax.transAxes, fontweight="bold",
             ha="right", va="bottom")
-
-
-def doc_summary(doc: str) -> str:
-    """The first paragraph of a module docstring on one line, without RST's double backquotes (a
-    command's ``--help`` description: the whole sentence, not its first line)."""
-    return " ".join((doc or "").strip().split("\n\n")[0].split()).replace("``", "")
 
 
 def _parser(name: str, description: str) -> argparse.ArgumentParser:

@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         data = compute(cfg)
     except ConfigError as e:
         p.exit(2, f"error: {e}\n(the committed sweep runs keep their summaries, not their spectra: "
-                  "recompute them with `python -m figures.sweep figures/sweeps/cpu.toml --out "
+                  "recompute them with `python -m realnet.sweeps figures/sweeps/cpu.toml --out "
                   "figures/out/sweeps/cpu --tables predictors --rerun-without-spectra --jobs 2`, "
                   "or name run folders that have spectra/)\n")
     out_dir = Path(args.out) / NAME

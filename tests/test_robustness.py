@@ -1,5 +1,5 @@
 """One writer per run folder, a failed start claims nothing, Ctrl-C checkpoints, sweeps never mix
-configurations or leave orphans (realnet.training.trainer, analysis.runs.folder_lock, figures.sweep)."""
+configurations or leave orphans (realnet.training.trainer, analysis.runs.folder_lock, realnet.sweeps)."""
 from __future__ import annotations
 
 import json
@@ -108,8 +108,8 @@ def test_a_signal_checkpoints_the_current_step_and_the_run_resumes(tmp_path, sig
 
 
 def test_sweep_folder_has_one_writer(tmp_path):
-    import figures.sweep as sw
-    from figures.sweep_file import sweep_from_dict
+    from realnet.sweeps import runner as sw
+    from realnet.sweeps.spec import sweep_from_dict
 
     spec = sweep_from_dict({"name": "t", "base": "digits", "seeds": [0],
                             "tables": [{"name": "a", "settings": [{"label": "x"}]}]}, "t.toml")
@@ -125,7 +125,7 @@ def test_sigterm_to_the_sweep_reaches_its_runs(tmp_path):
                      '"log.every" = 1\n"log.spectra_every" = 0\n"eval.linear_probe" = false\n'
                      '[[tables]]\nname = "a"\n[[tables.settings]]\nlabel = "x"\n')
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "figures.sweep", str(sweep), "--out", str(out), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "realnet.sweeps", str(sweep), "--out", str(out), "--quiet"],
                             cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = out / "base" / "seed0" / "metrics.jsonl"

@@ -1,4 +1,4 @@
-"""Sweep runner and table aggregation (figures.sweep, figures.tables): sweep-file validation,
+"""Sweep runner and table aggregation (realnet.sweeps, realnet.sweeps.tables): sweep-file validation,
 deduplication of identical resolved configs, skip / resume / failure bookkeeping (with a fake
 launcher, and once with real tiny digits runs), and the mean / std arithmetic."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from figures import sweep as sw
-from figures import tables as tb
-from figures._common import read_table
+from realnet.sweeps import runner as sw
+from realnet.sweeps import tables as tb
+from analysis.textio import read_table
 
 SWEEPS = Path(__file__).resolve().parents[1] / "figures" / "sweeps"
 

@@ -168,7 +168,7 @@ def time_baseline(cfg: TrainConfig, *, warmup: int, steps: int, workers: int,
     """Time the conventional pipeline (:mod:`realnet.tools.baseline`) for ``cfg``'s model, batch and
     predictor: fp32, eager, no channels_last; views from a DataLoader with ``workers`` processes
     (pinned memory and non-blocking copies on CUDA) fed to the trainer's
-    :meth:`TrainStep.update`. The warm-up also drains the ``workers * prefetch_factor`` batches
+    :meth:`realnet.training.step.TrainStep.update`. The warm-up also drains the ``workers * prefetch_factor`` batches
     the loader queues ahead during the first steps, so the timed steps run at the loader's
     steady rate."""
     rt0 = resolve_runtime(cfg)

@@ -1,12 +1,12 @@
-"""How a sweep's runs are started: here, one process each (:func:`figures.sweep.launch_subprocess`),
+"""How a sweep's runs are started: here, one process each (:func:`realnet.sweeps.runner.launch_subprocess`),
 under ``torchrun`` on this machine (``--nproc N``: data-parallel runs, :mod:`realnet.training.distributed`),
 or on a cluster through SLURM (``--slurm``: one batch script per unfinished run and a
 ``submit_all.sh`` that hands them to ``sbatch``; the scheduler is SLURM's, none is built here).
 
 Every run resumes from its own checkpoint, so a script that is submitted twice, or a job that is
 pre-empted and requeued, continues where the run stopped. When the jobs are done, the same
-``python -m figures.sweep FILE --out DIR`` (every run finished: nothing to launch) or ``python -m
-figures.tables DIR`` writes the tables."""
+``python -m realnet.sweeps FILE --out DIR`` (every run finished: nothing to launch) or ``python -m
+realnet.sweeps.tables DIR`` writes the tables."""
 from __future__ import annotations
 
 import shlex

@@ -5,7 +5,7 @@ rank (RankMe of the test-set projector outputs) and the number of collapsed runs
 the random-init and raw-pixel probes as reference rows; and, where the sweep file gives the
 paper's numbers, which of the paper's orderings the sweep reproduces.
 
-Run: ``python -m figures.tables DIR`` (``DIR`` written by :mod:`figures.sweep`; reads
+Run: ``python -m realnet.sweeps.tables DIR`` (``DIR`` written by :mod:`realnet.sweeps`; reads
 ``DIR/sweep.json`` and the run folders only). Writes ``DIR/tables.md`` (markdown),
 ``DIR/results.csv`` (one row per table cell) and ``DIR/runs.csv`` (one row per run).
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from analysis.runs import SUMMARY, read_json, run_status
 
-from ._common import doc_summary, write_table
+from analysis.textio import doc_summary, write_table
 from analysis.errors import ConfigError
 
 __all__ = ["METRICS", "mean_std", "run_record", "aggregate_cell", "paper_orderings", "sweep_results",
@@ -128,7 +128,7 @@ def _load_manifest(out: Path) -> dict[str, Any]:
     path = out / "sweep.json"
     if not path.is_file():
         raise ConfigError(f"DIR: {str(out)!r} has no sweep.json; not a sweep folder (run "
-                         "python -m figures.sweep first)")
+                         "python -m realnet.sweeps first)")
     data = read_json(path)
     if data is None or "tables" not in data:
         raise ConfigError(f"DIR: {str(path)!r} is not a sweep manifest")
@@ -286,7 +286,7 @@ def write_tables(out: str | Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m figures.tables",
+    p = argparse.ArgumentParser(prog="python -m realnet.sweeps.tables",
                                 description=doc_summary(__doc__))
     p.add_argument("dir", help="sweep output folder (holds sweep.json)")
     p.add_argument("--print", action="store_true", help="also print the markdown")

@@ -1,6 +1,6 @@
-"""The sweep file (TOML) of :mod:`figures.sweep`: its structure, parsed into :class:`SweepSpec`
+"""The sweep file (TOML) of :mod:`realnet.sweeps`: its structure, parsed into :class:`SweepSpec`
 (tables of settings, seeds, fixed overrides, the paper's numbers per cell) and checked key by key
-before anything is planned. The format is documented in :mod:`figures.sweep`."""
+before anything is planned. The format is documented in :mod:`realnet.sweeps`."""
 from __future__ import annotations
 
 import itertools
@@ -25,7 +25,7 @@ _SETTING_KEYS = {"label", "overrides", "paper"}
 class Setting:
     """One cell of a table: its ``label`` ({row key: value[, col key: value]} or {"setting":
     name}), the ``overrides`` (``key=value`` strings) that make it and, optionally, the paper's
-    number for the same setting (``paper``), whose ordering :mod:`figures.tables` checks."""
+    number for the same setting (``paper``), whose ordering :mod:`realnet.sweeps.tables` checks."""
 
     label: dict[str, Any]
     overrides: tuple[str, ...]
@@ -225,7 +225,7 @@ def _resolve_base(base: Any, folder: Path) -> str:
 
 def sweep_from_dict(data: dict[str, Any], folder: str | Path = ".") -> SweepSpec:
     """Build a :class:`SweepSpec` from a parsed sweep file (``folder``: where relative ``base``
-    paths are looked up). Checks the structure only; :func:`plan_runs` checks the configs."""
+    paths are looked up). Checks the structure only; :func:`realnet.sweeps.plan.plan_runs` checks the configs."""
     _unknown_keys(set(data), _TOP_KEYS, "sweep file")
     if "base" not in data:
         raise ConfigError("sweep file: missing 'base' (a realnet config name or TOML path)")

@@ -1,8 +1,8 @@
 """Sweeps of real training runs: a grid of settings times seeds, launched as ``python -m realnet
 train`` subprocesses, then aggregated into paper-style tables (Tables 6-7) by
-:mod:`figures.tables`.
+:mod:`realnet.sweeps.tables`.
 
-Run: ``python -m figures.sweep SWEEP.toml --out DIR [--jobs N] [--dry-run] [--retry-failed]``.
+Run: ``python -m realnet.sweeps SWEEP.toml --out DIR [--jobs N] [--dry-run] [--retry-failed]``.
 
 A sweep file (TOML)::
 
@@ -47,14 +47,12 @@ subprocess output) and ``sweep_status.json`` (outcome of the last attempt). A ru
 resumes from its checkpoint); a run that stopped on NaN/inf (realnet exit status 3) is a result
 (``nonfinite``, counted as collapsed) and is not retried unless ``--retry-failed``; any other
 failure is recorded and retried by the next invocation. ``DIR/sweep.json`` is the manifest
-(tables, settings, folders) that :mod:`figures.tables` reads.
+(tables, settings, folders) that :mod:`realnet.sweeps.tables` reads.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import os
 import subprocess
 import signal
@@ -62,7 +60,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -70,9 +68,10 @@ from analysis.process import StopSignals
 from analysis.runs import (COMPACT_SNAPSHOTS, CONFIG, SPECTRA_DIR, SUMMARY, SWEEP_STATUS, FolderBusyError,
                            folder_lock, read_json, run_status, write_compact_snapshots, write_json_atomic)
 
-from ._common import doc_summary
-from .launchers import realnet_command, write_slurm_scripts
-from .sweep_file import Setting, SweepSpec, TableSpec, load_sweep, override_strings, sweep_from_dict
+from analysis.textio import doc_summary
+from realnet.sweeps.launchers import realnet_command, write_slurm_scripts
+from realnet.sweeps.plan import PlannedRun, plan_runs, setting_folder_name
+from realnet.sweeps.spec import Setting, SweepSpec, TableSpec, load_sweep, override_strings, sweep_from_dict
 from analysis.errors import ConfigError
 
 __all__ = [
@@ -100,118 +99,6 @@ STATUS_FILE = SWEEP_STATUS
 LOG_FILE = "sweep.log"
 MANIFEST = "sweep.json"
 
-# ---------------------------------------------------------------------------------------------
-# the plan: resolved configs, deduplicated
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class PlannedRun:
-    """One training run: ``folder`` relative to the sweep's output, the realnet ``overrides``
-    (fixed + setting + seed), the resolved ``config`` (plain data) and the table cells that use
-    it (``uses``: (table name, setting index))."""
-
-    setting: str
-    seed: int
-    overrides: tuple[str, ...]
-    config: dict[str, Any]
-    uses: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def folder(self) -> str:
-        return f"{self.setting}/seed{self.seed}"
-
-
-def _leaf_names() -> dict[str, int]:
-    from realnet.config.train_config import all_keys
-
-    counts: dict[str, int] = {}
-    for k in all_keys():
-        leaf = k.split(".")[-1]
-        counts[leaf] = counts.get(leaf, 0) + 1
-    return counts
-
-
-def _short_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return ",".join(_short_value(x) for x in v)
-    return "none" if v is None else str(v)
-
-
-def setting_folder_name(config: dict[str, Any], reference: dict[str, Any]) -> str:
-    """Name of a setting's folder: ``key=value`` for every dotted key in which ``config``
-    differs from ``reference`` (sorted; the leaf name where it is unambiguous), joined by
-    ``_``; ``base`` when they are equal. Names longer than 80 characters are cut and suffixed
-    with a hash of the full name."""
-    diffs: list[tuple[str, Any]] = []
-
-    def walk(a: Any, b: Any, prefix: str) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b)):
-                walk(a.get(k), b.get(k), f"{prefix}{k}.")
-        elif a != b:
-            diffs.append((prefix.rstrip("."), a))
-
-    walk(config, reference, "")
-    if not diffs:
-        return "base"
-    leaves = _leaf_names()
-    parts = []
-    for key, value in diffs:
-        leaf = key.split(".")[-1]
-        short = leaf if leaves.get(leaf, 0) == 1 else key
-        parts.append(f"{short}={_short_value(value)}")
-    name = "_".join(parts)
-    name = "".join(c if c.isalnum() or c in "._=+-," else "-" for c in name)
-    if len(name) > 80:
-        name = name[:64] + "-" + hashlib.sha1(name.encode()).hexdigest()[:10]
-    return name
-
-
-def _canonical(config: dict[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True)
-
-
-def plan_runs(spec: SweepSpec) -> list[PlannedRun]:
-    """Resolve every (table, setting, seed) with :func:`realnet.config.train_config.load_config` and merge
-    identical resolved configs into one run. Raises ValueError naming the table, the setting and
-    the bad key before anything runs."""
-    from realnet.config.train_config import config_to_dict, load_config
-
-    try:
-        reference = config_to_dict(load_config(spec.base, spec.overrides))
-    except ValueError as e:
-        raise ConfigError(f"overrides: {e}") from None
-    ref_no_seed = {k: v for k, v in reference.items() if k != "seed"}
-    runs: dict[str, PlannedRun] = {}
-    names: dict[str, str] = {}  # folder name -> canonical config (without seed)
-    for table in spec.tables:
-        for i, setting in enumerate(table.settings):
-            label = ", ".join(f"{k}={v}" for k, v in setting.label.items())
-            for seed in spec.seeds:
-                overrides = spec.overrides + setting.overrides + (f"seed={seed}",)
-                try:
-                    cfg = config_to_dict(load_config(spec.base, overrides))
-                except ValueError as e:
-                    raise ConfigError(f"tables.{table.name} setting ({label}): {e}") from None
-                no_seed = {k: v for k, v in cfg.items() if k != "seed"}
-                key = _canonical(cfg)
-                if key not in runs:
-                    name = setting_folder_name(no_seed, ref_no_seed)
-                    canon = _canonical(no_seed)
-                    if names.setdefault(name, canon) != canon:  # two configs, one name
-                        name = f"{name}-{hashlib.sha1(canon.encode()).hexdigest()[:8]}"
-                        names[name] = canon
-                    runs[key] = PlannedRun(name, seed, overrides, cfg)
-                runs[key].uses.append((table.name, i))
-    return list(runs.values())
-
-
-# ---------------------------------------------------------------------------------------------
-# state of a run folder and launching
-# ---------------------------------------------------------------------------------------------
 @dataclass
 class RunOutcome:
     """Result of one attempt: ``status`` is ``done``, ``nonfinite`` (a result: NaN/inf during
@@ -250,7 +137,7 @@ def run_state(folder: Path, config: dict[str, Any]) -> str:
 
 def _child_env(jobs: int) -> dict[str, str]:
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])  # the project root, importable as is
+    root = str(Path(__file__).resolve().parents[2])  # the project root, importable as is
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if jobs > 1 and "OMP_NUM_THREADS" not in env:  # share the cores between parallel runs
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
@@ -309,7 +196,7 @@ def _record(folder: Path, run: PlannedRun, outcome: RunOutcome, cmd: list[str]) 
 
 def write_manifest(out: Path, spec: SweepSpec, plan: list[PlannedRun]) -> Path:
     """``out/sweep.json``: the sweep (tables, settings and their folders, seeds) for
-    :mod:`figures.tables`."""
+    :mod:`realnet.sweeps.tables`."""
     folders: dict[tuple[str, int], list[str]] = {}
     for run in plan:
         for use in run.uses:
@@ -363,7 +250,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     nor ``snapshots.npz`` (runs committed before the compact snapshots were kept).
     ``nproc > 1``: every run under ``torchrun`` with that many processes (data-parallel).
     ``slurm`` (a list of ``#SBATCH`` options, possibly empty): write one batch script per run to
-    launch and ``submit_all.sh`` (:mod:`figures.launchers`) instead of running anything."""
+    launch and ``submit_all.sh`` (:mod:`realnet.sweeps.launchers`) instead of running anything."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs={jobs!r} is invalid: allowed an integer >= 1")
     realnet_command(spec.base, Path("."), (), nproc=nproc)  # nproc checked before any work
@@ -400,9 +287,9 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
         write_manifest(out, spec, plan)
         paths = write_slurm_scripts(
             out, spec.name, [(r.folder, realnet_command(spec.base, out / r.folder, r.overrides, nproc=nproc))
-                             for r in todo], root=Path(__file__).resolve().parents[1], options=slurm)
+                             for r in todo], root=Path(__file__).resolve().parents[2], options=slurm)
         say(f"{len(todo)} batch script(s) and {paths[-1]}: submit with `bash {paths[-1]}`; "
-            "afterwards the same sweep command (or python -m figures.tables) writes the tables")
+            "afterwards the same sweep command (or python -m realnet.sweeps.tables) writes the tables")
         return states
     # SIGINT/SIGTERM: passed on to the running children, and no further run starts
     with folder_lock(out, "sweep folder"), StopSignals(_forward_to_children) as signals:
@@ -463,7 +350,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
     if failed:
         say(f"{len(failed)} run(s) failed (see <run>/{LOG_FILE}): {', '.join(failed)}")
     if aggregate:
-        from .tables import write_tables
+        from realnet.sweeps.tables import write_tables
 
         paths = write_tables(out)
         say(f"tables: {', '.join(str(p) for p in paths)}")
@@ -471,7 +358,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m figures.sweep",
+    p = argparse.ArgumentParser(prog="python -m realnet.sweeps",
                                 description=doc_summary(__doc__))
     p.add_argument("sweep", help="sweep file (TOML)")
     p.add_argument("--out", required=True, help="output folder of the sweep")
