@@ -7,6 +7,14 @@ FIGURES_OUT ?= figures/out
 lock:
 	$(PYTHON) -m realnet.tools.lock --out constraints.txt
 
+.PHONY: scorecards
+# Rebuild the committed scorecard of the DirectPred tables (freq, c_j x freq, eps, EMA, weight
+# decay at 4096-pair probes) from the committed runs' snapshots.npz alone (a fresh clone has them).
+scorecards:
+	$(PYTHON) -m analysis scorecard $$(for d in figures/out/sweeps/orderings_cpu/*/seed*; do \
+	  [ -f $$d/snapshots.npz ] && [ -f $$d/summary.json ] && echo $$d; done) \
+	  --out figures/out/scorecard/directpred_tables
+
 .PHONY: figures
 # Every theory figure (paper Figs. 3-5, 7-10, collapse phase diagram), regenerated from scratch
 # into $(FIGURES_OUT)/<name>/ (PNG, PDF, the plotted numbers as CSV, summary.json).

@@ -12,10 +12,13 @@ from .hparams import TheoryHParams, map_hparams
 from .runs import Run
 from .errors import ConfigError
 
-__all__ = ["CUTOFF", "FLOOR", "CutoffState", "Measured", "cutoff_state", "measure_after"]
+__all__ = ["CUTOFF", "CUTOFF_TOLERANCE", "FLOOR", "CutoffState", "Measured", "cutoff_state", "measure_after"]
 
 #: Default cutoff, as a fraction of the run's last snapshot step.
 CUTOFF = 0.15
+#: How much later than asked (a fraction of the run) the cutoff snapshot may lie; a run without a
+#: snapshot that close to the cutoff is refused for it.
+CUTOFF_TOLERANCE = 0.05
 #: Floor of relative eigenvalues before ``log10`` (a mode below it counts as this small).
 FLOOR = 1e-6
 
@@ -98,6 +101,12 @@ def cutoff_state(run: Run, *, cutoff: float = CUTOFF, tol: float = metrics.COLLA
     c = later[0]
     if c == final:
         raise ConfigError(f"{run.path}: no snapshot after the cutoff step {c}; lower --cutoff")
+    if c - cutoff * final > CUTOFF_TOLERANCE * final:
+        raise ConfigError(f"{run.path}: the first snapshot after {cutoff:.0%} of the run is at step "
+                          f"{c} of {final} ({c / final:.0%}), more than {CUTOFF_TOLERANCE:.0%} of the "
+                          f"run later; a forecast from there would be nearly a backcast. Train with "
+                          f"log.spectra_every <= {max(1, int(CUTOFF_TOLERANCE * final))} or choose "
+                          f"--cutoff {c / final:.2f}")
     prev = steps[steps.index(c) - 1]
     snap = _snap_or_refuse(run, c, ("F", "same_on_F", "cross_on_F"))
     before = _snap_or_refuse(run, prev, ("F",))

@@ -96,6 +96,11 @@ def _fit_and_run(cut: CutoffState, flow: Callable[[np.ndarray | None, np.ndarray
     return path, {"time_factor_over_a": float(best), "window_fit_dex2": best_err, "time_factor_at_grid_edge": edge}
 
 
+#: The most right-hand-side evaluations one integration of a flow may take (about a second); a
+#: flow that needs more is stiff beyond use here and counts as the forecaster failing on the run.
+MAX_FLOW_EVALUATIONS = 20_000
+
+
 def _directset_flow(cut: CutoffState, loss: str, x: np.ndarray | float = 1.0) -> Callable[..., np.ndarray]:
     """The per-mode flow of a set predictor (``p = directset_p(s (1 + sigma2))``), from and to
     ``e = s (1 + sigma2)``: the eigenvalues of ``F = W (X + X') W^T``, which is what a run's ``F``
@@ -125,7 +130,13 @@ def _directset_flow(cut: CutoffState, loss: str, x: np.ndarray | float = 1.0) ->
         s0 = np.clip(e0, 0.0, None) / lam
         y0 = np.log(np.maximum(s0, FLOOR * max(float(np.max(s0)), 1e-300)))
 
+        calls = [0]
+
         def rate(_t: float, y: np.ndarray) -> np.ndarray:
+            calls[0] += 1
+            if calls[0] > MAX_FLOW_EVALUATIONS:  # a stiff flow LSODA crawls through: give up
+                raise FloatingPointError(f"the L2 flow needed more than {MAX_FLOW_EVALUATIONS} "
+                                         "evaluations (stiff); no forecast")
             rel = np.exp(y - y.max())
             return l2_mode_rhs(rel, directset_p(rel * lam, dp), sigma2=lam - 1.0, eta=cut.hp.eta,
                                tau=1.0, symmetric=sym, x=x) / rel

@@ -194,9 +194,9 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
     settings = list(dict.fromkeys(e["setting"] for e in summ))
     names = list(dict.fromkeys(e["forecaster"] for e in summ))
     panels = (("fate_bacc", "balanced fate accuracy\n(higher is better; 0.5 = chance)", (0.3, 1.02)),
-              ("spectrum_dex", "final spectrum error, decades\n(alive ranks; lower is better)", (0.0, _DEX_MAX)),
+              ("spectrum_dex", "final spectrum error, decades\n(ranks alive in either; lower is better)", (0.0, _DEX_MAX)),
               ("spearman", "Spearman, predicted vs measured\nfinal mode values (higher is better)", (-0.6, 1.02)))
-    plt, fig, axes = _figure(1, 3, (12.5, 0.5 * len(settings) + 2.2))
+    plt, fig, axes = _figure(1, 3, (12.5, 0.5 * len(settings) + 2.8))
     colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")  # one colour per forecaster
     for ax, (key, title, lim) in zip(axes[0], panels):
         for k, name in enumerate(names):
@@ -227,11 +227,11 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.01))
     fig.suptitle(f"Forward predictions from the cutoff ({card['cutoff']:.0%} of each run) against "
-                 "baselines: filled circle = theory, open square = theory-free baseline, x = oracle "
-                 "(reads other runs' outcomes; a ceiling, not a forecast); mean ± std over seeds",
-                 y=0.99, fontsize=9)
+                 "baselines; mean ± std over seeds\nfilled circle = theory, open square = "
+                 "theory-free baseline, x = oracle (reads other runs' outcomes: a ceiling, not a "
+                 "forecast)", y=0.995, fontsize=9)
     height = fig.get_figheight()
-    fig.tight_layout(rect=(0, min(0.35, 1.0 / height), 1, 1 - 0.35 / height))
+    fig.tight_layout(rect=(0, min(0.35, 1.0 / height), 1, 1 - 0.6 / height))  # two title lines
     fig.savefig(path)
     plt.close(fig)
 

@@ -6,7 +6,33 @@ import signal
 import threading
 from typing import Any, Callable
 
-__all__ = ["StopSignals"]
+__all__ = ["StopSignals", "PARENT_ENV", "die_with_parent"]
+
+#: Set by a launcher (the sweep runner) to its own pid: the child ends when that process dies.
+PARENT_ENV = "REALNET_PARENT_PID"
+
+
+def die_with_parent() -> None:
+    """When :data:`PARENT_ENV` names this process's parent, ask Linux to send SIGTERM to this
+    process when the parent dies (``prctl(PR_SET_PDEATHSIG)``; the trainer then checkpoints the
+    step under way and exits 143), so that a killed sweep runner leaves no orphan training on.
+    If the parent is already gone, exit at once. Elsewhere (not Linux, no such variable) nothing
+    happens."""
+    import ctypes
+    import os
+    import sys
+
+    want = os.environ.get(PARENT_ENV, "")
+    if not want.isdigit() or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(want):  # the launcher died before the prctl took effect
+        print(f"stopped: the launcher (pid {want}) is gone", file=sys.stderr)
+        sys.exit(128 + int(signal.SIGTERM))
 
 
 class StopSignals:

@@ -129,31 +129,32 @@ LOCK = ".lock"
 
 @contextlib.contextmanager
 def folder_lock(folder: str | Path, what: str = "run folder") -> Iterator[None]:
-    """Hold an exclusive OS lock on ``folder/.lock`` for the block (one writer per folder). The
-    lock is ``flock``'s, released by the OS when the process dies, so a killed writer never
-    leaves a stale lock. A second process is refused with :class:`FolderBusyError` naming the
-    holder's pid. On systems without ``fcntl`` (Windows) nothing is locked."""
+    """Hold an exclusive OS lock on ``folder/.lock`` for the block (one writer per folder), with
+    ``filelock`` (an ``flock`` on POSIX, ``msvcrt`` locking on Windows: the OS releases it when the
+    process dies, so a killed writer never leaves a stale lock). A second process is refused at
+    once with :class:`FolderBusyError` naming the holder's pid (written into the lock file)."""
+    from filelock import FileLock, Timeout
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    try:  # the holder's pid, read before trying (a failed attempt may truncate the file)
+        holder = path.read_text(errors="replace").strip() or "?"
+    except OSError:
+        holder = "?"
+    lock = FileLock(path, timeout=0, thread_local=False, fallback_to_soft=False,
+                    preserve_lock_file=True)
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        lock.acquire()
+    except Timeout:
+        raise FolderBusyError(f"{str(folder)!r}: this {what} is being written by another "
+                              f"process (pid {holder}); wait for it to end or use another "
+                              "folder") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise FolderBusyError(f"{str(folder)!r}: this {what} is being written by another "
-                                  f"process (pid {holder}); wait for it to end or use another "
-                                  "folder") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        path.write_text(str(os.getpid()))
         yield
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        lock.release()
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
@@ -272,8 +273,9 @@ def read_compact_snapshots(path: str | Path) -> dict[int, dict[str, Any]]:
 
 @dataclass
 class Run:
-    """A run folder loaded as data (snapshots are read on demand, from ``spectra/`` or, where
-    that is absent, from the run's :data:`COMPACT_SNAPSHOTS`)."""
+    """A run folder loaded as data (snapshots are read on demand: from the run's
+    :data:`COMPACT_SNAPSHOTS` when it has one, the form that is committed, so that a working copy
+    and a fresh clone compute the same numbers; else from ``spectra/``)."""
 
     path: Path
     config: dict[str, Any]
@@ -360,7 +362,7 @@ def load_run(path: str | Path) -> Run:
             if m:
                 steps.append(int(m.group(1)))
     compact = None
-    if not steps and (path / COMPACT_SNAPSHOTS).is_file():
+    if (path / COMPACT_SNAPSHOTS).is_file():  # the committed form wins: a clone reads the same
         compact = read_compact_snapshots(path / COMPACT_SNAPSHOTS)
         steps = list(compact)
     return Run(path, config, read_jsonl(path / METRICS), read_jsonl(path / SPECTRA_LOG), summary,

@@ -108,6 +108,7 @@ from .cutoff import CUTOFF, FLOOR, CutoffState, Measured, cutoff_state, measure_
 from .forecasters import (BASELINES, FORECASTERS, ORACLES, THEORIES, TIME_GRID, Forecast,
                           alignment_rows, eqn17_aligns, kind_of, log_rel, persistence)
 from .jsonio import json_ready
+from .questions import QUESTIONS, compare
 from .runs import Run, load_run, require_finished
 from .errors import ConfigError
 
@@ -210,7 +211,8 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
             rows.append({**base, "forecaster": name, "kind": _kind(name), **score(fc, m),
                          **_run_level(fc, m), **{f"info_{k}": v for k, v in fc.info.items()}})
     return {"cutoff": cutoff, "tol": tol, "convention": convention, "rows": rows,
-            "summary": summarise(rows), "orderings": orderings(rows), "alignment": align}
+            "questions": compare(rows), "summary": summarise(rows), "orderings": orderings(rows),
+            "alignment": align}
 
 
 def _nonfinite(fc: Forecast | None) -> str | None:
@@ -256,7 +258,8 @@ def orderings(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: in
     """Across all the runs given (e.g. one sweep table), per forecaster: the Spearman correlation
     of the predicted against the measured number of surviving modes, participation ratio and
     RankMe, with a 16-84 % bootstrap interval over runs (resampled with replacement; resamples without
-    spread in either variable are skipped). Needs 4 runs or more."""
+    spread in either variable are skipped, and the interval is widened to contain the estimate when
+    that skews it past). Needs 4 runs or more."""
     rng = np.random.default_rng(seed)
     out = []
     for name in FORECASTERS:
@@ -276,6 +279,9 @@ def orderings(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: in
                         boots.append(v)
                 if rho is not None and len(boots) >= n_boot // 2:
                     lo, hi = (float(x) for x in np.percentile(boots, [16, 84]))
+                    # resamples without spread are left out, which can skew the distribution
+                    # past the estimate: the interval is widened to contain it, by construction
+                    lo, hi = min(lo, rho), max(hi, rho)
             entry[what] = {"spearman": rho, "ci16": lo, "ci84": hi, "n": int(len(pairs))}
         out.append(entry)
     return out
@@ -316,19 +322,57 @@ def _table_head(title: str, columns: Sequence[str]) -> list[str]:
     return [f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
+def _interval(iv: Sequence[float] | None) -> str:
+    return "" if iv is None else f" [{iv[0]:+.3f}, {iv[1]:+.3f}]"
+
+
+def questions_markdown(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The pre-declared questions (:mod:`analysis.questions`): the declared theory against the
+    strongest theory-free baseline, paired over runs."""
+    lines = _table_head("Pre-declared questions: the declared theory against the strongest "
+                        "theory-free baseline, paired over runs (difference > 0 favours the "
+                        "theory; 16-84 % bootstrap over runs)",
+                        ("question", "family", "declared theory", "strongest baseline", "runs",
+                         "theory", "baseline", "difference", "wins / ties / losses"))
+    for e in entries:
+        if not e.get("n_runs"):
+            lines.append(f"| {e['question']} | {e['family']} | {e['theory']} | - | 0 | - | - | - | - |")
+            continue
+        f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        wtl = (f"{e['wins']} / {e['ties']} / {e['losses']}" if "wins" in e else "-")
+        lines.append(f"| {e['question']} | {e['family']} | {e['theory']} | {e['baseline']} | "
+                     f"{e['n_runs']} | {f(e['theory_value'])} | {f(e['baseline_value'])} | "
+                     f"{f(e['difference'])}{_interval(e.get('interval'))} | {wtl} |")
+    return lines + [""]
+
+
+def _declared_anywhere() -> set[str]:
+    return {t for q in QUESTIONS for t in q.theory.values()}
+
+
 def markdown(card: Mapping[str, Any]) -> str:
-    """The summary as markdown tables, one per setting (mean ± std over seeds)."""
+    """The pre-declared questions first, then the summary as markdown tables, one per setting
+    (mean ± std over seeds); a theory that no question declared is marked as chosen after the
+    fact."""
     lines = [f"Cutoff {card['cutoff']:.0%} of the run; fate rule tol = {card['tol']:g}. Mean ± std "
-             "over seeds. dex = decades (lower is better).", ""]
+             "over seeds. dex = decades (lower is better). Kinds: theory (declared for a question "
+             "in analysis.questions), theory (after the fact: declared for none), baseline "
+             "(theory-free, the same information), ORACLE (reads other runs' outcomes).", ""]
+    if card.get("questions"):
+        lines += questions_markdown(card["questions"])
     for setting in dict.fromkeys(e["setting"] for e in card["summary"]):
         ent = [e for e in card["summary"] if e["setting"] == setting]
         runs = [r for r in card["rows"] if r["setting"] == setting and r["forecaster"] == "persistence"]
         alive = ", ".join(f"{r['n_alive_cutoff']}->{r['n_alive_final']}" for r in runs)
-        lines += _table_head(f"{setting} ({ent[0]['n_runs']} runs; modes alive cutoff->end: {alive})",
+        cuts = ", ".join(f"{r['cutoff_step']}/{r['final_step']}" for r in runs)
+        lines += _table_head(f"{setting} ({ent[0]['n_runs']} runs; cutoff step used: {cuts}; "
+                             f"modes alive cutoff->end: {alive})",
                              ("forecaster", "kind", "fate acc", "balanced acc", "spectrum dex",
                               "path dex", "Spearman"))
         for e in ent:
-            lines.append(f"| {e['forecaster']} | {e['kind']} | "
+            kind = ({"oracle": "ORACLE"}.get(e["kind"], e["kind"]) if e["kind"] != "theory" else
+                    "theory" if e["forecaster"] in _declared_anywhere() else "theory (after the fact)")
+            lines.append(f"| {e['forecaster']} | {kind} | "
                          f"{_cell(e['fate_acc'], e['fate_acc_std'], '.2f')} | "
                          f"{_cell(e['fate_bacc'], e['fate_bacc_std'], '.2f')} | "
                          f"{_cell(e['spectrum_dex'], e['spectrum_dex_std'], '.2f')} | "

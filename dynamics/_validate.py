@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "available_memory",
+    "check_fits_in_memory",
     "check_finite",
     "check_positive",
     "check_nonnegative",
@@ -87,3 +89,35 @@ def _show(arr: np.ndarray) -> str:
     if arr.size == 1:
         return f"{arr.item():g}"
     return f"values down to {arr.min():g} (array of shape {arr.shape})"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (``MemAvailable`` of ``/proc/meminfo``;
+    else free physical pages; None where neither can be read)."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(what: str, n_bytes: float) -> None:
+    """Refuse (ConfigError naming ``what``) an allocation of ``n_bytes`` larger than the memory
+    available, before it is made: Linux overcommits, so a too large array is not refused by
+    ``MemoryError`` but killed later by the kernel with no message."""
+    from .errors import ConfigError
+
+    free = available_memory()
+    if free is not None and n_bytes > free:
+        raise ConfigError(f"{what} needs about {n_bytes / 2**30:.1f} GiB; {free / 2**30:.1f} GiB "
+                          "are available: use a smaller grid (fewer values per axis, or a smaller "
+                          "--n-save)")
+

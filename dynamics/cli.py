@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import check_fits_in_memory
 from .integrate import FIXED_STEP_METHODS
 from .matrix import SOLVERS, initial_weights, integrate_matrix, isotropic_data
 from .modes import SCIPY_METHODS, MAX_PREDICTED_SETS, integrate_modes, integrate_scalar_byol
@@ -28,22 +29,33 @@ __all__ = ["parse_values", "grid", "REGISTRARS"]
 
 # ----------------------------------------------------------------------------- modes, scalar
 def parse_values(text: str, name: str) -> np.ndarray:
-    """``"0.1,0.5,1"`` (a list) or ``"lo:hi:n"`` (``n`` evenly spaced values) -> 1-D array."""
+    """``"0.1,0.5,1"`` (a list) or ``"lo:hi:n"`` (``n`` evenly spaced values) -> 1-D array; an
+    ``n`` whose axis could not fit in memory is refused before anything is allocated."""
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
-            if int(n) < 1:
+            lo_f, hi_f, n_i = float(lo), float(hi), int(n)
+            if n_i < 1:
                 raise ValueError
-            return np.linspace(float(lo), float(hi), int(n))
-        return np.array([float(v) for v in text.split(",")])
+        else:
+            return np.array([float(v) for v in text.split(",")])
     except ValueError:
         raise ValueError(f"{name}: expected 'v1,v2,...' or 'lo:hi:n', got {text!r}") from None
+    check_fits_in_memory(f"{name}={text!r}", 8.0 * n_i * 8)  # the axis and its grids
+    return np.linspace(lo_f, hi_f, n_i)
 
 
 def grid(axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Outer product of named 1-D axes: each array gets its own axis, in the given order."""
     k = len(axes)
     return {name: v.reshape((1,) * i + (-1,) + (1,) * (k - i - 1)) for i, (name, v) in enumerate(axes.items())}
+
+
+def _check_grid(axes: dict[str, np.ndarray], n_save: int, n_vars: int) -> None:
+    """Refuse a grid whose trajectories (``n_save`` saved times of ``n_vars`` variables, float64)
+    and the integrator's working copies (about 12 states) exceed the memory available."""
+    n = int(np.prod([v.size for v in axes.values()], dtype=np.float64))
+    check_fits_in_memory(f"a grid of {n:,} trajectories", 8.0 * n * n_vars * (n_save + 12))
 
 
 def _write(out: Path, summary: dict, arrays: dict[str, np.ndarray], stem: str) -> None:
@@ -69,6 +81,7 @@ def _cmd_modes(args: argparse.Namespace) -> dict:
     axes = {"p0": parse_values(args.p0, "--p0"), "s0": parse_values(args.s0, "--s0"),
             "alpha_p": parse_values(args.alpha_p, "--alpha-p"), "eta": parse_values(args.eta, "--eta"),
             "sigma2": parse_values(args.sigma2, "--sigma2"), "tau": parse_values(args.tau, "--tau")}
+    _check_grid(axes, args.n_save, 3)
     g = grid(axes)
     if args.beta is None:
         beta = None
@@ -114,6 +127,7 @@ def _cmd_scalar(args: argparse.Namespace) -> dict:
             "w_a0": parse_values(args.w_a0, "--w-a0"), "alpha_p": parse_values(args.alpha_p, "--alpha-p"),
             "eta": parse_values(args.eta, "--eta"), "sigma2": parse_values(args.sigma2, "--sigma2"),
             "beta": parse_values(args.beta, "--beta")}
+    _check_grid(axes, args.n_save, 3)
     g = grid(axes)
     t0 = time.perf_counter()
     traj = integrate_scalar_byol(g["w_p0"], g["w0"], g["w_a0"], alpha_p=g["alpha_p"], eta=g["eta"],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -69,7 +70,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also come after the options (argparse takes only the first run)
+    takes = hasattr(args, "overrides")
+    overrides = [a for a in extra if takes and re.match(r"^[A-Za-z_][\w.]*=", a)]
+    unknown = [a for a in extra if a not in overrides]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    from analysis.process import die_with_parent
+
+    die_with_parent()  # launched by a sweep: end with it
     # Imports after parsing so that --help is instant.
     from analysis.errors import ConfigError, io_problem
 
@@ -82,7 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from realnet.training.trainer import train
 
     if args.command == "configs":
-        print("\n".join(shipped_configs()))
+        from .config.train_config import config_description
+
+        names = shipped_configs()
+        width = max(map(len, names))
+        print("\n".join(f"{n:<{width}}  {config_description(n)}" for n in names))
         return 0
     try:
         if args.command == "print-config":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -227,17 +228,29 @@ def test_agreement_rule_against_hand_numbers():
         numerics.agreement([1.0, 2.0], [1.0, 2.0, 3.0])
 
 
-def test_numerics_smoke_on_digits(capsys):
-    assert numerics.main(["--tiny", "--steps", "3"]) == 0
+def test_numerics_smoke_on_digits(capsys, tmp_path):
+    """Two numerics paths, two seeds, a tiny run each: the table printed is the JSON's per-seed
+    numbers, and each verdict is the rule applied to them (difference of the means, pooled seed
+    std with ddof 1, same iff |diff| / std <= 2)."""
+    assert numerics.main(["--tiny", "--steps", "3", "--json", str(tmp_path / "n.json")]) == 0
     text = capsys.readouterr().out
     rows = [ln.split() for ln in text.splitlines() if ln.startswith(("fast ", "plain "))
             and "mean" not in ln]
     assert [(r[0], r[1]) for r in rows] == [("fast", "0"), ("fast", "1"), ("plain", "0"),
                                             ("plain", "1")]
+    res = json.loads((tmp_path / "n.json").read_text())
     for r in rows:
-        assert 0.0 <= float(r[2]) <= 100.0  # kNN top-1 in percent
-        assert 1.0 <= float(r[3]) <= 8.0  # RankMe of 8-d projector outputs
-    assert "verdict:" in text and "knn_top1: fast - plain" in text
+        got = res["results"][r[0]][r[1]]
+        assert float(r[2]) == pytest.approx(got["knn_top1"], abs=0.005)
+        assert float(r[3]) == pytest.approx(got["effective_rank"], abs=0.005)
+    for metric, ag in res["agreement"].items():
+        f = np.array([res["results"]["fast"][s][metric] for s in ("0", "1")])
+        p = np.array([res["results"]["plain"][s][metric] for s in ("0", "1")])
+        sd = np.sqrt((f.var(ddof=1) + p.var(ddof=1)) / 2)
+        assert ag["diff"] == pytest.approx(f.mean() - p.mean(), rel=1e-12, abs=1e-12)
+        assert ag["pooled_sd"] == pytest.approx(sd, rel=1e-9)
+        assert ag["same"] == (abs(ag["diff"]) <= 2 * sd)
+        assert f"{metric}: fast - plain = {ag['diff']:+.3f}" in text
 
 
 @pytest.mark.gpu

@@ -231,3 +231,60 @@ def test_overrides_are_toml_literals_merged_before_one_build():
     assert cfg.eval.probe_lr is None and cfg.train.bf16 is None and cfg.optim.lr == 0.03
     with pytest.raises(ValueError, match="train.bf16"):
         load_config("digits", ["train.bf16=1"])  # booleans are true / false
+
+
+def test_overrides_may_follow_the_options_and_a_section_key_is_not_guessed_elsewhere(capsys):
+    """``train ... --quiet method.name=simclr`` (an override after the options) is read as an
+    override; a misspelt key inside a section lists that section's keys instead of guessing a
+    key of another section (``train.foo`` is not ``predictor.floor``)."""
+    from realnet.__main__ import main
+
+    assert main(["print-config", "--config", "digits", "method.name=simclr"]) == 0
+    first = capsys.readouterr().out
+    assert 'name = "simclr"' in first and 'name = "identity"' in first  # its one predictor
+    assert main(["print-config", "optim.lr=0.05", "--config", "digits", "seed=3"]) == 0  # split
+    text = capsys.readouterr().out
+    assert "lr = 0.05" in text and "seed = 3" in text
+    assert main(["print-config", "--config", "digits", "train.foo=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'train.foo'" in err and "predictor.floor" not in err and "batch_size" in err
+
+
+def test_the_papers_configs_train_in_fp32_unless_asked():
+    """The paper trains in fp32: every shipped CIFAR-10 / STL-10 config pins train.bf16=false
+    (auto would turn bf16 autocast on on CUDA); train.bf16=true opts in."""
+    from realnet.config.train_config import shipped_configs
+
+    paper = [n for n in shipped_configs() if n.startswith(("cifar10_", "stl10_"))]
+    assert len(paper) == 14
+    for name in paper:
+        assert load_config(name).train.bf16 is False, name
+        assert load_config(name, ["train.bf16=true"]).train.bf16 is True
+
+
+def test_configs_lists_each_shipped_config_with_what_it_is(capsys):
+    from realnet.__main__ import main
+    from realnet.config.train_config import shipped_configs
+
+    assert main(["configs"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == shipped_configs()
+    descs = {ln.split()[0]: ln.split(None, 1)[1] for ln in lines}
+    assert all(len(d) >= 20 for d in descs.values())
+    assert "DirectCopy" in descs["cifar10_directcopy"] and "symmetrised" in descs["stl10_linear_sym"]
+
+
+def test_print_config_shows_every_key_and_reads_back(capsys, tmp_path):
+    """Keys whose default is none/auto (train.bf16, data.root, ...) show as comments naming them,
+    and the printed TOML loads back to the same config."""
+    from realnet.__main__ import main
+    from realnet.config.train_config import all_keys, config_to_dict
+
+    assert main(["print-config", "--config", "fmnist_directpred"]) == 0
+    text = capsys.readouterr().out
+    for key in ("bf16", "channels_last", "threads", "epochs", "temperature", "root"):
+        assert f"# {key} = none" in text, key
+    shown = {ln.lstrip("# ").split(" = ")[0] for ln in text.splitlines() if " = " in ln}
+    assert {k.split(".")[-1] for k in all_keys() if not k.startswith("augment.")} <= shown  # augment: overrides only
+    (tmp_path / "c.toml").write_text(text)
+    assert config_to_dict(load_config(tmp_path / "c.toml")) == config_to_dict(load_config("fmnist_directpred"))

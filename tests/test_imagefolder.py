@@ -75,3 +75,33 @@ def test_training_on_an_imagefolder_tree(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3
     assert summary["linear_top1"] >= 75  # the colour tells the classes apart: even a random trunk sees it
+
+
+def test_sixteen_bit_images_keep_their_intensities_and_bad_files_are_named(tmp_path, monkeypatch):
+    """A 16-bit greyscale PNG (mode I;16) is scaled from 0..65535 to 0..255, not clipped to
+    white; a macOS ``._name`` sidecar is skipped; a truncated JPEG, an empty PNG and an image over
+    PIL's decompression-bomb limit are refused in one line naming the file."""
+    from analysis.errors import ConfigError
+
+    root = make_tree(tmp_path / "data", n=2)
+    ramp = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 64).astype(np.uint16)  # 0..65472
+    im = Image.fromarray(ramp)
+    assert im.mode == "I;16"
+    im.save(root / "train" / "cat" / "deep.png")
+    (root / "train" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    x, _ = load_images("imagefolder", root, "train", size=32)
+    assert x.shape[0] == 5  # 2 + 2 + the 16-bit one; the sidecar is not an image
+    deep = x[2, 0].numpy().astype(np.float64)  # cat: 0.jpg, 1.png, deep.png (sorted)
+    expect = np.round(ramp.astype(np.float64) * 255 / 65535)
+    assert np.abs(deep - expect).max() <= 1.0 and deep.max() >= 254 and (deep == 255).mean() < 0.01
+    bad = root / "train" / "dog" / "broken.jpg"
+    good = (root / "train" / "dog" / "0.jpg").read_bytes()
+    for content, name in ((good[: len(good) // 3], "broken.jpg"), (b"", "empty.png")):
+        bad = root / "train" / "dog" / name
+        bad.write_bytes(content)
+        with pytest.raises(ConfigError, match=f"{name}: cannot be read as an image"):
+            load_images("imagefolder", root, "train", size=32)
+        bad.unlink()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 20-40 px image is then a "bomb"
+    with pytest.raises(ConfigError, match="cannot be read as an image \\(DecompressionBombError"):
+        load_images("imagefolder", root, "train", size=32)

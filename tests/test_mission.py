@@ -15,7 +15,17 @@ def test_mission_writes_theory_runs_comparison_and_scorecard(tmp_path, capsys):
     assert len(res["figures"]) == 2 + len(RUNS)
     for f in res["figures"]:
         assert Path(f).is_relative_to(tmp_path) and Path(f).stat().st_size > 5_000
-    assert all(json.loads((tmp_path / "runs" / n / "summary.json").read_text())["steps"] == 48 for n in RUNS)
     md = (tmp_path / "mission.md").read_text()
-    assert "random-init" in md and "Forward scorecard" in md and "persistence" in md
-    assert "linear probe" in capsys.readouterr().out
+    for name in RUNS:  # every number the mission reports is its run's own
+        summary = json.loads((tmp_path / "runs" / name / "summary.json").read_text())
+        assert summary["steps"] == 48
+        for k, v in res["runs"][name].items():
+            assert v == summary[k], (name, k)
+        gain = summary["linear_top1"] - summary["linear_top1_random_init"]
+        assert f"| {name} | {summary['linear_top1']:.1f} | {summary['linear_top1_random_init']:.1f} | {gain:+.1f} |" in md
+    card = json.loads((tmp_path / "scorecard" / "scorecard.json").read_text())
+    assert {r["run"] for r in card["rows"]} == {str(tmp_path / "runs" / n) for n in RUNS}
+    assert "Forward scorecard" in md and "Pre-declared questions" in md
+    printed = capsys.readouterr().out
+    assert printed.startswith("Does the theory predict what the real runs do next?")  # the answer first
+    assert "linear probe" in printed and md.split("```")[1].strip() == printed.split("\ndirectpred:")[0].strip()

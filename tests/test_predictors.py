@@ -521,3 +521,20 @@ def test_set_predictors_on_cuda_under_bf16_autocast_match_cpu(name, kw):
     C = cpu.correlation().double().numpy() + cfg.optimal_reg * np.eye(d)
     tol = 5e-5 if name != "optimal" else 2 * 2 * np.linalg.cond(C) * 64 * U32 / 2
     assert rel_err(gpu.weight_matrix().cpu(), cpu.weight_matrix().double().numpy()) < tol
+
+
+def test_the_partition_hyperplanes_come_from_the_runs_seed():
+    """Unset, ``predictor.partition_seed`` draws the hyperplanes from the run's random state (the
+    paper's code), so the seeds of a sweep do not share one set; a fixed seed pins them."""
+    from realnet.config.train_config import load_config
+    from realnet.data.datasets import dataset_spec
+    from realnet.nets.ssl_model import build_ssl_model
+
+    def planes(*over):
+        cfg = load_config("digits", ["predictor.partitions=3", *over])
+        return build_ssl_model(cfg, dataset_spec("digits")).predictor.planes
+
+    assert torch.equal(planes("seed=0"), planes("seed=0"))
+    assert not torch.equal(planes("seed=0"), planes("seed=1"))
+    assert torch.equal(planes("seed=0", "predictor.partition_seed=7"),
+                       planes("seed=1", "predictor.partition_seed=7"))

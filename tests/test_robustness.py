@@ -283,3 +283,91 @@ def test_an_interrupted_writes_temporaries_are_removed_on_the_next_start(tmp_pat
     assert _realnet(*args).returncode == 0
     assert not any(p.exists() for p in torn)
     assert not list(run.rglob(".*.tmp"))
+
+
+def _start_sweep(tmp_path: Path, steps: int = 400) -> tuple[subprocess.Popen, Path]:
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'name = "s"\nbase = "digits"\nseeds = [0]\n[overrides]\n"train.steps" = {steps}\n'
+                     '"log.every" = 1\n"log.spectra_every" = 0\n"eval.linear_probe" = false\n'
+                     '[[tables]]\nname = "a"\n[[tables.settings]]\nlabel = "x"\n')
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "realnet.sweeps", str(sweep), "--out", str(out), "--quiet"],
+                            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "base" / "seed0" / "metrics.jsonl"
+    before = metrics.read_text().count("\n") if metrics.exists() else 0
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= before + 5):
+        time.sleep(0.05)
+    return proc, out
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(c) for c in text]
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_sweep_takes_its_runs_with_it_and_a_rerun_resumes(tmp_path):
+    """SIGKILL of the sweep runner: its run gets SIGTERM from the kernel (die_with_parent),
+    checkpoints and exits, so nothing trains on as an orphan and a rerun is not refused."""
+    proc, out = _start_sweep(tmp_path)
+    kids = _children(proc.pid)
+    assert len(kids) == 1
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and Path(f"/proc/{kids[0]}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{kids[0]}").exists()  # the run ended with its launcher
+    assert (out / "base" / "seed0" / "checkpoints" / "last.pt").is_file()
+    again, out = _start_sweep(tmp_path)  # resumes at once: the run's folder lock is free
+    os.killpg(again.pid, signal.SIGTERM)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 128 + signal.SIGTERM and "1 run(s) under way checkpointed" in err, err
+
+
+def test_a_terminal_ctrl_c_reaches_each_run_once(tmp_path):
+    """A Ctrl-C at a terminal signals the whole foreground process group. The runs have their own
+    session, so only the sweep gets it, and it passes it on exactly once: the run checkpoints
+    (interrupted, exit 130), whatever the timing of a second signal."""
+    proc, out = _start_sweep(tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT and "Traceback" not in err, err
+    status = json.loads((out / "base" / "seed0" / "sweep_status.json").read_text())
+    assert status["status"] == "interrupted" and status["returncode"] == 130
+    assert "1 run(s) under way checkpointed" in err
+
+
+def test_a_foreign_checkpoint_or_config_is_named_in_one_line(tmp_path):
+    """A checkpoint of another model (width 0.0625 in a width-0.125 folder), one without model
+    weights, and a config.json holding ``[]``: train, eval and export each end in one line (exit
+    2) naming the file, not a KeyError / size-mismatch / AttributeError traceback."""
+    import torch
+
+    args = ("--quiet", "train.steps=2", "data.train_limit=200", "data.test_limit=100",
+            "eval.probe_epochs=1", "log.spectra_every=0")
+    small, big = tmp_path / "small", tmp_path / "big"
+    assert _realnet("train", "--config", "digits", "--out", str(small), "model.width=0.0625", *args).returncode == 0
+    assert _realnet("train", "--config", "digits", "--out", str(big), "--stop-after", "1", *args).returncode == 0
+    ckpt = big / "checkpoints" / "last.pt"
+    ckpt.write_bytes((small / "checkpoints" / "last.pt").read_bytes())
+    commands = (("train", "--config", "digits", "--out", str(big), *args), ("eval", str(big)),
+                ("export", str(big), "--out", str(tmp_path / "t.pt")))
+    for cmd in commands[:2]:
+        r = _realnet(*cmd)
+        assert r.returncode == 2 and "written for another model" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr  # one error line (eval also shows its phases)
+        assert len([ln for ln in r.stderr.splitlines() if ln.startswith("error:")]) == 1
+    torch.save({"step": 1}, ckpt)
+    for cmd in commands:
+        r = _realnet(*cmd)
+        assert r.returncode == 2 and "last.pt" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    (big / "config.json").write_text("[]")
+    for cmd in commands:
+        r = _realnet(*cmd)
+        assert r.returncode == 2 and "config.json" in r.stderr and "Traceback" not in r.stderr, r.stderr

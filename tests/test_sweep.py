@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -214,13 +215,16 @@ def test_exit_status_mapping_of_the_subprocess_launcher(tmp_path):
     nan = [sys.executable, "-c", "import sys; print('error: loss nan at step 7'); sys.exit(3)"]
     out = sw.launch_subprocess(nan, tmp_path / "a", env)
     assert (out.status, out.returncode) == ("nonfinite", 3)
-    assert out.message == "error: loss nan at step 7"
+    assert re.fullmatch(r"pid \d+ exit 3: error: loss nan at step 7", out.message)  # why it ended
     crash = [sys.executable, "-c", "raise SystemExit(4)"]
     assert sw.launch_subprocess(crash, tmp_path / "b", env).status == "failed"
     stopped = [sys.executable, "-c", "raise SystemExit(130)"]
     assert sw.launch_subprocess(stopped, tmp_path / "d", env).status == "interrupted"
     ok_no_summary = [sys.executable, "-c", "pass"]
     assert sw.launch_subprocess(ok_no_summary, tmp_path / "c", env).status == "failed"
+    killed = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    out = sw.launch_subprocess(killed, tmp_path / "e", env)
+    assert out.status == "failed" and re.fullmatch(r"pid \d+ killed by SIGKILL", out.message)
     assert "$ " in (tmp_path / "a" / sw.LOG_FILE).read_text()
 
 

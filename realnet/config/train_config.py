@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -69,6 +70,7 @@ __all__ = [
     "apply_overrides",
     "merge_overrides",
     "config_from_dict",
+    "read_run_config",
     "config_to_dict",
     "config_diff",
     "result_changes",
@@ -148,6 +150,8 @@ def _unknown(prefix: str, name: str, known: typing.Iterable[str], rest: str = ""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     if close:
         hint = f"; did you mean {prefix + close[0] + rest!r}?"
+    elif prefix:  # inside a section: its own keys are listed below, no guess from another one
+        hint = ""
     else:  # a key given without its section, e.g. `lr` for `optim.lr`
         leaves = all_keys()
         last = difflib.get_close_matches((name + rest).split(".")[-1],
@@ -331,11 +335,25 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a :class:`TrainConfig` from plain data (a parsed TOML file or a saved config.json);
     unknown keys are refused, types checked. Not yet validated. A ``[train]`` table that sets
     ``steps`` but not ``epochs`` clears the default ``epochs``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config is a table of sections, got {type(data).__name__}")
     cfg = _build(TrainConfig, data)
     loop = data.get("train", {})
     if isinstance(loop, dict) and loop.get("steps") is not None and "epochs" not in loop:
         cfg.train.epochs = None
     return cfg
+
+
+def read_run_config(path: str | Path) -> TrainConfig:
+    """The config of a run folder's ``config.json`` (not validated: the ranges of a later version
+    may differ); a file that is not a run config (torn, not JSON, not a table, an unknown key)
+    is a ConfigError naming it."""
+    path = Path(path)
+    try:
+        return config_from_dict(json.loads(path.read_text()))
+    except (ValueError, UnicodeDecodeError, TypeError) as e:
+        raise ConfigError(f"{str(path)!r} is not a valid run config ({str(e).splitlines()[0][:200]}); "
+                          "restore it, or delete the run folder to start again") from None
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -363,8 +381,8 @@ def inert_keys(cfg: TrainConfig) -> list[str]:
 
 
 def config_to_toml(cfg: TrainConfig) -> str:
-    """The resolved config as TOML (top-level keys, then one table per section; None values are
-    left out, which is how TOML spells "unset")."""
+    """The resolved config as TOML (top-level keys, then one table per section); a None (auto,
+    unset) value is a comment line naming the key, since TOML has no null, so every key shows."""
     data = config_to_dict(cfg)
 
     def value(v: Any) -> str:
@@ -378,11 +396,14 @@ def config_to_toml(cfg: TrainConfig) -> str:
             return "[" + ", ".join(value(x) for x in v) + "]"
         raise TypeError(f"cannot write {v!r} as TOML")
 
-    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
+    def line(k: str, v: Any) -> str:  # an unset key shows as a comment, so it can be found
+        return f"# {k} = none (auto/unset; set it to override)" if v is None else f"{k} = {value(v)}"
+
+    lines = [line(k, v) for k, v in data.items() if not isinstance(v, dict)]
     for section, body in data.items():
         if isinstance(body, dict):
             lines += ["", f"[{section}]"]
-            lines += [f"{k} = {value(v)}" for k, v in body.items() if v is not None]
+            lines += [line(k, v) for k, v in body.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -417,6 +438,23 @@ def shipped_configs() -> list[str]:
     """Names of the configs shipped in ``realnet/configs/``."""
     root = resources.files("realnet") / "configs"
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def config_description(name: str, width: int = 110) -> str:
+    """What a shipped config is: the first sentence of the comment at the top of its TOML (after a
+    lead-in line ending in a colon, which the paper's configs share), cut to ``width`` characters."""
+    text = (resources.files("realnet") / "configs" / f"{name}.toml").read_text()
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#") or not line.strip("# "):
+            break
+        lines.append(line.lstrip("# ").strip())
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    para = " ".join(lines)
+    m = re.search(r"[.;](\s|$)", para)
+    desc = para[: m.start() + 1] if m else para
+    return desc if len(desc) <= width else desc[: width - 3].rstrip() + "..."
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:

@@ -324,29 +324,65 @@ def imagefolder_classes(root: str | Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir())
 
 
+def _image_files(folder: Path) -> list[Path]:
+    """The image files of a class folder, sorted; hidden files and macOS ``._name`` sidecars
+    (AppleDouble metadata, not images) are not images."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+#: Modes whose pixel values are integers above 8 bits: read with their true intensities, scaled
+#: from their full range (16 bits) to 0..255 instead of clipped at 255.
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _rgb(im, path: Path):
+    """``im`` as an 8-bit RGB PIL image: 16-bit greyscale scaled by 255/65535 (a 32-bit integer
+    image whose values exceed 16 bits, or a float image, is refused naming the file)."""
+    from PIL import Image
+
+    if im.mode in _WIDE_MODES:
+        a = np.asarray(im, dtype=np.int64)
+        if a.min(initial=0) < 0 or a.max(initial=0) > 65535:
+            raise ConfigError(f"{path}: a {im.mode} image with values outside 0..65535; convert it "
+                              "to 8 or 16 bits per channel")
+        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), "L").convert("RGB")
+    if im.mode == "F":
+        raise ConfigError(f"{path}: a floating-point (mode F) image; convert it to 8 or 16 bits per channel")
+    return im.convert("RGB")
+
+
 def _load_imagefolder(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """An ImageFolder split (``root/train`` for ``ssl`` and ``train``, ``root/test`` or
     ``root/val`` for ``test``; one subfolder per class, labels by the sorted class names of
-    ``root/train``), each image converted to RGB, its shorter side resized to ``size`` (bilinear,
-    antialiased) and centre-cropped to ``size x size``: uint8 ``(N, 3, size, size)``."""
-    from PIL import Image
+    ``root/train``), each image converted to RGB (16-bit images scaled to 8 bits, :func:`_rgb`),
+    its shorter side resized to ``size`` (bilinear, antialiased) and centre-cropped to ``size x
+    size``: uint8 ``(N, 3, size, size)``. A file that cannot be read as an image (truncated,
+    empty, not an image, or larger than PIL's decompression-bomb limit) is refused in one line
+    naming it; hidden files and ``._name`` sidecars are skipped."""
+    from PIL import Image, UnidentifiedImageError
 
     classes = imagefolder_classes(root)
     folder = _imagefolder_split_dir(root, split)
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) \
-            if (folder / name).is_dir() else []
-        for f in files:
-            with Image.open(f) as im:
-                im = im.convert("RGB")
-                w, h = im.size
-                scale = size / min(w, h)
-                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                               Image.BILINEAR, reducing_gap=None)
-                left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
-                im = im.crop((left, top, left + size, top + size))
-                images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+        for f in _image_files(folder / name):
+            try:
+                with Image.open(f) as im:
+                    im = _rgb(im, f)
+                    w, h = im.size
+                    scale = size / min(w, h)
+                    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                                   Image.BILINEAR, reducing_gap=None)
+                    left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
+                    im = im.crop((left, top, left + size, top + size))
+                    images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+                why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+                raise ConfigError(f"{f}: cannot be read as an image ({type(e).__name__}: {why}); "
+                                  "remove or replace it") from None
             labels.append(label)
     if not images:
         raise MissingDatasetError("imagefolder", [folder], f"put images ({', '.join(IMAGE_EXTENSIONS)}) "

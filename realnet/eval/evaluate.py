@@ -14,7 +14,6 @@ collapse rule; :func:`evaluate_run` re-probes a run folder's last checkpoint).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,9 @@ from analysis.jsonio import ensure_writable
 from analysis.runs import CONFIG, EVAL, write_json_atomic
 
 from realnet.data.augment import GPUAugment
-from realnet.training.checkpoint import CHECKPOINT, load_checkpoint
-from realnet.config.train_config import TrainConfig, config_from_dict
+from realnet.training.checkpoint import CHECKPOINT, load_checkpoint, load_model_state
+from realnet.config.train_config import TrainConfig, read_run_config
+from realnet.training.progress import phase, progress_mode
 from realnet.data.pools import RunData
 from realnet.nets.ssl_model import SSLModel, build_ssl_model
 from realnet.training.runtime import apply_thread_policy, resolve_runtime
@@ -281,10 +281,7 @@ def evaluate_run(folder: str | Path, *, device: str | None = None, data=None,
     if not (folder / CHECKPOINT).is_file():
         raise ConfigError(f"{str(folder)!r}: no checkpoint ({CHECKPOINT}); nothing to evaluate yet")
     ensure_writable(folder, "run folder")  # eval.json goes there
-    try:
-        cfg = config_from_dict(json.loads(cfg_path.read_text()))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{str(cfg_path)!r} is not a valid run config ({e})") from None
+    cfg = read_run_config(cfg_path)
     if device is not None:
         cfg.device = device
     cfg.validate()
@@ -292,12 +289,15 @@ def evaluate_run(folder: str | Path, *, device: str | None = None, data=None,
     rt = resolve_runtime(cfg)
     apply_thread_policy(cfg.train.threads, rt.device)
     own = OwnParts(data, backbone)
-    run_data = own.run_data(cfg, rt.device)
+    shown = progress_mode(None)
+    with phase(f"loading {cfg.data.dataset}", shown):
+        run_data = own.run_data(cfg, rt.device)
     factory = own.backbone_factory(cfg, run_data.spec)
     augment = GPUAugment(cfg.augment_config(run_data.spec.channels), run_data.spec, out_size=cfg.data.image_size)
     model = build_ssl_model(cfg, run_data.spec, factory).to(rt.device)
-    model.load_state_dict(state["model"])
-    res = evaluate_model(model, run_data, augment, cfg, rt.device, backbone=factory)
+    load_model_state(model, state, folder / CHECKPOINT)
+    with phase("evaluation (kNN, linear probe and baselines)", shown):
+        res = evaluate_model(model, run_data, augment, cfg, rt.device, backbone=factory)
     res.update(step=state["step"], total_steps=state["total_steps"], complete=state["complete"])
     write_json_atomic(folder / EVAL, res)
     return res

@@ -16,7 +16,6 @@ loads the file strictly.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ from torch import nn
 from analysis.runs import (CHECKPOINT, CONFIG, RUN_INFO, atomic_file, read_json, refuse_inside_run,
                            write_json_atomic)
 
-from realnet.training.checkpoint import load_checkpoint
-from realnet.config.train_config import config_from_dict
+from realnet.training.checkpoint import CorruptCheckpointError, load_checkpoint
+from realnet.config.train_config import read_run_config
 from analysis.errors import ConfigError
 
 __all__ = ["export_trunk", "torchvision_trunk", "BACKBONE_PREFIX"]
@@ -56,10 +55,14 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None, *,
         raise ConfigError(f"{str(run_dir)!r}: no config.json; not a run folder")
     if not (run_dir / CHECKPOINT).is_file():
         raise ConfigError(f"{str(run_dir)!r}: no checkpoint ({CHECKPOINT}); nothing to export yet")
-    cfg = config_from_dict(json.loads((run_dir / CONFIG).read_text()))
+    cfg = read_run_config(run_dir / CONFIG)
     state = load_checkpoint(run_dir / CHECKPOINT)
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CorruptCheckpointError(run_dir / CHECKPOINT, "it holds no model weights: not a "
+                                     "checkpoint of this project")
     trunk = {k[len(BACKBONE_PREFIX):]: v.detach().cpu().clone()
-             for k, v in state["model"].items() if k.startswith(BACKBONE_PREFIX)}
+             for k, v in weights.items() if k.startswith(BACKBONE_PREFIX)}
     if not trunk:
         raise ConfigError(f"{str(run_dir / CHECKPOINT)!r}: holds no {BACKBONE_PREFIX}* weights")
     out = target
@@ -69,7 +72,7 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None, *,
     channels = info.get("channels") if isinstance(info, dict) else None
     if channels is None:  # run folders written before run.json named the channels
         channels = int(trunk["conv1.weight"].shape[1]) if "conv1.weight" in trunk else None
-    proj = state["model"].get("online.projector.net.0.weight")
+    proj = weights.get("online.projector.net.0.weight")
     meta = {"arch": cfg.model.arch, "stem": cfg.model.stem, "width": cfg.model.width,
             "in_channels": channels,
             "feat_dim": int(proj.shape[1]) if proj is not None else None,

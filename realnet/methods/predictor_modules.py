@@ -203,11 +203,13 @@ class PartitionedPredictor(Predictor):
     The weights follow a spectral rule ``F -> W`` (DirectPred's or DirectCopy's)."""
 
     def __init__(self, dim: int, *, rule: Callable[[torch.Tensor], torch.Tensor], rho: float,
-                 partitions: int, partition_seed: int) -> None:
+                 partitions: int, partition_seed: int | None) -> None:
         super().__init__(dim, rho=rho)
         k = partitions
         self.rule = rule
-        g = torch.Generator().manual_seed(partition_seed)
+        # None: drawn from the run's RNG (torch's global generator, which the model build seeds
+        # with the run's seed), as the paper's code does; an integer: a generator of its own
+        g = None if partition_seed is None else torch.Generator().manual_seed(partition_seed)
         self.register_buffer("planes", torch.randn(dim, k, generator=g))
         for side in ("pos", "neg"):
             self.register_buffer(f"F_{side}", torch.zeros(k, dim, dim))

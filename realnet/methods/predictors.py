@@ -50,7 +50,8 @@ Setting schedule (``directpred``, ``directcopy``: every ``freq`` steps; ``optima
 Partitioned DirectPred (``partitions = k > 1`` for ``directpred`` and ``directcopy``; the paper's
 input-dependent predictor, THEORY.md section 3)
     ``k`` random hyperplanes ``w_i`` (the columns of a ``(d, k)`` standard normal matrix drawn once
-    from a generator seeded by ``partition_seed``). In a batch ``f`` of one view, sample ``b`` lies on
+    from the run's random state, so every seed of a sweep has its own, as in the paper's code; or
+    from a generator seeded by ``partition_seed`` when it is set). In a batch ``f`` of one view, sample ``b`` lies on
     the positive side of hyperplane ``i`` when ``<w_i, f_b> >= mean_b' <w_i, f_b'>`` (each view's own
     batch mean). Each side of each hyperplane keeps its own running correlation ``F_i+``, ``F_i-``:
     the mean of ``f_b f_b^T`` over the samples of both views on that side, averaged with ``rho``
@@ -146,7 +147,7 @@ class PredictorConfig:
     cj: float = knob(0.0, number(hi=1.0, hi_open=True))  # directpred c_j ablation (0 = off; < 1 keeps the top mode)
     alpha: float = knob(0.5, number(0.0, lo_open=True))  # DirectSet exponent (0.5 = DirectPred)
     partitions: int = knob(1, integer(1))               # directpred/directcopy: k random hyperplanes (paper's partitioned predictor)
-    partition_seed: int = knob(0, integer(0))           # seed of the hyperplanes
+    partition_seed: int | None = knob(None, integer(0, optional=True))  # hyperplanes: none = from the run's seed (the paper's code), or a fixed seed
     feature_blocks: int = knob(1, integer(1))           # directpred/directcopy: k random blocks of feature dims
     block_seed: int = knob(0, integer(0))               # seed of the feature blocks
     eps_copy: float = knob(0.25, number(0.0))           # directcopy: Wp = F/||F||_2 + eps_copy I

@@ -64,7 +64,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from analysis.process import StopSignals
+from analysis.process import PARENT_ENV, StopSignals
 from analysis.runs import (COMPACT_SNAPSHOTS, CONFIG, SPECTRA_DIR, SUMMARY, SWEEP_STATUS, FolderBusyError,
                            folder_lock, read_json, run_status, write_compact_snapshots, write_json_atomic)
 
@@ -159,7 +159,10 @@ def launch_subprocess(cmd: list[str], folder: Path, env: dict[str, str]) -> RunO
     with open(folder / LOG_FILE, "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # its own session: a Ctrl-C at the terminal reaches the sweep only, which passes it on
+        # once; and it ends if the sweep dies (analysis.process.die_with_parent)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**env, PARENT_ENV: str(os.getpid())})
         with _LIVE_LOCK:
             _LIVE.add(proc)
         try:
@@ -172,8 +175,10 @@ def launch_subprocess(cmd: list[str], folder: Path, env: dict[str, str]) -> RunO
     message = ""
     lines = (folder / LOG_FILE).read_text(errors="replace").strip().splitlines()
     errors = [ln for ln in lines if ln.startswith("error:")]
-    if rc != 0:
-        message = errors[-1] if errors else (lines[-1] if lines else "")
+    if rc is not None and rc < 0:
+        message = f"pid {proc.pid} killed by {signal.Signals(-rc).name}"
+    elif rc != 0:
+        message = f"pid {proc.pid} exit {rc}: " + (errors[-1] if errors else (lines[-1] if lines else ""))
     status = ("done" if rc == 0 else "nonfinite" if rc == EXIT_NON_FINITE else
               "interrupted" if rc in (130, 143) else "failed")
     if status == "done" and not (folder / SUMMARY).is_file():
@@ -182,6 +187,21 @@ def launch_subprocess(cmd: list[str], folder: Path, env: dict[str, str]) -> RunO
 
 
 Launcher = Callable[[list[str], Path, dict[str, str]], RunOutcome]
+
+
+class SweepStopped(Exception):
+    """SIGINT / SIGTERM reached the sweep: it passed the signal on once to each run under way and
+    started nothing new. ``ended``: folder -> status of this invocation's runs; the message says
+    which runs checkpointed (``interrupted``) and which did not."""
+
+    def __init__(self, signum: int, ended: dict[str, str]) -> None:
+        self.signum, self.ended = signum, ended
+        stopped = sorted(f for f, st in ended.items() if st == "interrupted")
+        other = sorted(f for f, st in ended.items() if st in ("failed", "nonfinite"))
+        text = (f"{signal.Signals(signum).name}: {len(stopped)} run(s) under way checkpointed"
+                + (f"; {len(other)} ended otherwise ({', '.join(other)}: see their {LOG_FILE})"
+                   if other else "") + "; rerun the same command to resume")
+        super().__init__(text)
 
 
 def _record(folder: Path, run: PlannedRun, outcome: RunOutcome, cmd: list[str]) -> None:
@@ -311,6 +331,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
     env = _child_env(jobs)
     t0 = time.perf_counter()
     done_count = 0
+    ended: dict[str, str] = {}  # folder -> status, the runs of this invocation
 
     def one(run: PlannedRun) -> tuple[PlannedRun, RunOutcome]:
         folder = out / run.folder
@@ -329,7 +350,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
         if outcome.status == "skipped":
             return
         done_count += 1
-        states[run.folder] = outcome.status
+        states[run.folder] = ended[run.folder] = outcome.status
         elapsed = time.perf_counter() - t0
         eta = elapsed / done_count * (len(todo) - done_count)
         say(f"[{done_count}/{len(todo)} {elapsed / 60:.1f} min, eta {eta / 60:.1f} min] "
@@ -343,9 +364,7 @@ def _launch(spec: SweepSpec, out: Path, plan: list[PlannedRun], todo: list[Plann
             for fut in as_completed([pool.submit(one, r) for r in todo]):
                 report(*fut.result())
     if signals.signum is not None:
-        from realnet.training.failures import Interrupted
-
-        raise Interrupted(done_count, signals.signum)
+        raise SweepStopped(signals.signum, ended)
     failed = [f for f, s in states.items() if s in ("failed", "conflict")]
     if failed:
         say(f"{len(failed)} run(s) failed (see <run>/{LOG_FILE}): {', '.join(failed)}")
@@ -382,7 +401,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--slurm-option", action="append", default=[], metavar="OPTION",
                    help="an #SBATCH option for the scripts, e.g. --gres=gpu:1 (repeatable)")
     args = p.parse_args(argv)
-    from realnet.training.failures import Interrupted
 
     try:
         spec = load_sweep(args.sweep)
@@ -402,9 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FolderBusyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 5
-    except Interrupted as e:
-        print(f"stopped by {signal.Signals(e.signum).name}: the runs under way checkpointed; "
-              "rerun the same command to resume", file=sys.stderr)
+    except SweepStopped as e:
+        print(f"stopped: {e}", file=sys.stderr)
         return 128 + e.signum
     return 1 if any(s in ("failed", "conflict") for s in states.values()) else 0
 

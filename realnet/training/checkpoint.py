@@ -32,6 +32,7 @@ __all__ = [
     "all_finite",
     "CorruptCheckpointError",
     "remove_stale_temporaries",
+    "load_model_state",
     "CHECKPOINT",
 ]
 
@@ -162,3 +163,22 @@ def all_finite(tensors: Mapping[str, torch.Tensor] | Any) -> str | None:
     if bool(flags.all()):
         return None
     return items[int((~flags).nonzero()[0])][0]
+
+
+def load_model_state(model: torch.nn.Module, state: Mapping[str, Any], path: str | Path) -> None:
+    """Load a checkpoint's ``model`` weights into ``model``; a checkpoint without them, or one
+    written for another model (another width, predictor or method), is a ConfigError naming the
+    file, not a traceback."""
+    weights = state.get("model")
+    if not isinstance(weights, Mapping):
+        raise CorruptCheckpointError(Path(path), "it holds no model weights: not a checkpoint of this "
+                                     "project")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).splitlines()
+        detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
+        raise ConfigError(f"checkpoint {str(path)!r} was written for another model than this "
+                          f"run's config ({detail[:200]}); the folder holds another run's "
+                          "checkpoint") from None
+

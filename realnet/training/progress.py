@@ -2,12 +2,14 @@
 SLURM), or nothing (:func:`progress_mode`)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
-__all__ = ["progress_mode", "PlainProgress", "make_progress"]
+__all__ = ["progress_mode", "PlainProgress", "make_progress", "phase"]
 
 
 def progress_mode(quiet: bool | None) -> str:
@@ -58,3 +60,30 @@ def make_progress(total: int, initial: int, mode: str):
 
     return tqdm(total=total, initial=initial, disable=mode == "off", unit="step", dynamic_ncols=True,
                 desc="train")
+
+
+@contextlib.contextmanager
+def phase(label: str, mode: str, every_s: float = 30.0) -> Iterator[None]:
+    """Show a phase without steps (loading data, a snapshot, the final evaluation, an export):
+    a line when it starts, one every ``every_s`` seconds while it lasts, and one with its time
+    when it ends; nothing when ``mode`` is ``"off"`` (:func:`progress_mode`)."""
+    if mode == "off":
+        yield
+        return
+    t0 = time.perf_counter()
+    print(f"{label} ...", file=sys.stderr, flush=True)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            print(f"  {label}: {time.perf_counter() - t0:.0f} s so far", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        print(f"{label}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+

@@ -56,9 +56,9 @@ from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, Json
 from realnet.eval import spectra
 from realnet.training.clock import Clock
 from realnet.training.failures import Interrupted, NonFiniteError, numerical_failure_is_divergence
-from realnet.training.checkpoint import (CHECKPOINT, all_finite, capture_rng_state,
+from realnet.training.checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_model_state,
                                          load_checkpoint, restore_rng_state, save_checkpoint)
-from realnet.config.train_config import (TrainConfig, config_diff, config_from_dict,
+from realnet.config.train_config import (TrainConfig, config_diff, read_run_config,
                                          config_to_dict, inert_keys, result_changes)
 from realnet.nets.backbones import BackboneFactory
 from realnet.data.pools import RunData
@@ -68,7 +68,7 @@ from realnet.nets.ssl_model import SSLModel
 from realnet.methods.ema import momentum_at
 from realnet.training.optim import lr_at
 from realnet.training.parts import OwnParts
-from realnet.training.progress import make_progress, progress_mode
+from realnet.training.progress import make_progress, phase, progress_mode
 from realnet.training.runtime import Runtime, apply_thread_policy, environment, resolve_runtime
 from realnet.data.torchdata import TorchData
 from realnet.data.pools import BatchOrder
@@ -92,11 +92,7 @@ def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
     once training can start, so a start that fails before (data missing) claims nothing."""
     path = out / CONFIG
     if path.exists():
-        try:
-            old = config_from_dict(json.loads(path.read_text()))
-        except ValueError as e:  # JSONDecodeError is a ValueError
-            raise ConfigError(f"{str(path)!r} is not a valid run config ({e}); delete the folder "
-                             "to start the run again") from None
+        old = read_run_config(path)
         diff = result_changes(old, cfg)
         if diff:
             raise ConfigError(f"--out {str(out)!r} holds a run with a different config (keys: "
@@ -157,7 +153,8 @@ class _Run:
         return self.elapsed_before + time.perf_counter() - self.t_start
 
 
-def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None) -> _Run:
+def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None,
+           progress: str = "off") -> _Run:
     """Folder, data, schedule length and the step's components (nothing restored yet)."""
     rt = resolve_runtime(cfg)
     if shard is not None:  # one device per rank; DDP and torch.compile are not combined here
@@ -167,7 +164,9 @@ def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None) -> _
         init_shard(shard, rt.device)
     apply_thread_policy(cfg.train.threads, rt.device)
     t_start = time.perf_counter()
-    data = own.run_data(cfg, rt.device)
+    shown = progress if shard is None or shard.main else "off"
+    with phase(f"loading {cfg.data.dataset}", shown):
+        data = own.run_data(cfg, rt.device)
     order = BatchOrder(len(data.ssl), cfg.train.batch_size, cfg.seed)
     K = total_steps(cfg, order.steps_per_epoch)
     if cfg.optim.warmup_steps >= K:
@@ -195,7 +194,7 @@ def _resume(run: _Run) -> dict[str, Any] | None:
     has_ckpt = run.ckpt_path.exists()
     if has_ckpt:
         state = load_checkpoint(run.ckpt_path)  # CPU: RNG states must stay CPU tensors
-        run.model.load_state_dict(state["model"])
+        load_model_state(run.model, state, run.ckpt_path)
         run.step_fn.optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"], run.generators)
         run.step, run.window = state["step"], list(state["loss_window"])
@@ -433,7 +432,7 @@ def train(cfg: TrainConfig, out: str | Path, *, quiet: bool | None = None,
 def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | None,
                   on_step: Callable[[int], None] | None, own: OwnParts,
                   shard: Shard | None = None) -> dict[str, Any] | None:
-    run = _setup(cfg, out, own, shard)
+    run = _setup(cfg, out, own, shard, progress)
     done = _resume(run)
     if done is not None:
         return done if run.main else None
@@ -441,7 +440,7 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
         run.tb = TensorBoardLog(out, purge_step=run.step + 1 if run.step > 0 else 0)
     try:
         if run.step == 0 and cfg.log.spectra_every > 0 and run.main:
-            with numerical_failure_is_divergence(0):
+            with numerical_failure_is_divergence(0), phase("spectra snapshot at step 0", progress):
                 run.last_spectra = _snapshot(run)
         bar = make_progress(run.K, run.step, progress)
         clock = Clock(run.train_time)
@@ -452,7 +451,7 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
             bar.close()
         if not run.main:
             return None  # rank 0 evaluates alone
-        with numerical_failure_is_divergence(run.step):
+        with numerical_failure_is_divergence(run.step), phase("final evaluation", progress):
             return _finish(run, clock)
     finally:
         if run.tb is not None:

@@ -1,0 +1,188 @@
+"""Which theory answers which question, declared before any run is scored, and the paired
+comparison of that theory with the strongest theory-free forecaster (:func:`compare`).
+
+A scorecard shows many forecasters; quoting the best of them after the fact would let chance
+pick the winner. So each question names one theory per predictor family here, with its reason
+(THEORY.md sections 3-6), and the scorecard reports that theory first and compares it, paired over
+runs, with the best of the theory-free baselines that answer the same question (the baseline is
+picked by the data, which favours the baseline). Any other theory in a table is chosen after the
+fact and is marked so.
+
+Families: ``set`` (DirectPred, DirectCopy: ``Wp`` set from ``F``), ``linear`` (a linear predictor
+trained by SGD). Other predictors (an MLP, none) have no mode-level theory here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Question", "QUESTIONS", "family", "declared", "compare", "PAIRED_QUANTILES"]
+
+_SET = ("directpred", "directcopy")
+_LINEAR = ("linear",)
+
+#: Why the per-mode flows answer the per-mode questions.
+_FLOW_REASON = ("the runs use the cosine loss with a set predictor: the project's mean-field "
+                "cosine flow per mode (THEORY.md section 5) with DirectSet's p (eps, floor, c_j), "
+                "each mode on its own clock fitted before the cutoff (the clock of a mode is its "
+                "input variance on the linear network); a trained linear predictor follows "
+                "Eqns 11-12 of the paper from the cutoff's (p_j, s_j), on per-mode clocks")
+
+
+@dataclass(frozen=True)
+class Question:
+    """``score``: the per-run score (:func:`analysis.scorecard.score`) or, for an ordering across
+    runs, the run-level quantity ordered (:data:`analysis.scorecard.ORDERED`); ``theory``: the
+    declared theory per family; ``baselines``: the theory-free forecasters that answer it."""
+
+    name: str
+    score: str
+    higher_is_better: bool
+    across_runs: bool
+    theory: Mapping[str, str]
+    baselines: tuple[str, ...]
+    reason: str
+
+
+QUESTIONS: tuple[Question, ...] = (
+    Question("fates", "fate_bacc", True, False,
+             {"set": "cosine_modes_clocked", "linear": "l2_modes_clocked"},
+             ("persistence", "all_survive", "all_collapse", "log_linear"), _FLOW_REASON),
+    Question("path", "path_dex", False, False,
+             {"set": "cosine_modes_clocked", "linear": "l2_modes_clocked"},
+             ("persistence", "all_survive", "log_linear"), _FLOW_REASON),
+    Question("final_spectrum", "spectrum_dex", False, False,
+             {"set": "cosine_modes_clocked", "linear": "l2_modes_clocked"},
+             ("persistence", "all_survive", "log_linear"), _FLOW_REASON),
+    Question("order_surviving_modes", "n_alive", True, True,
+             {"set": "cosine_modes_clocked", "linear": "l2_modes_clocked"},
+             ("persistence", "log_linear", "trend"),
+             "the same flows: they contain the knobs the DirectPred tables vary (eps, c_j; not "
+             "freq, not weight decay, which the scale-free cosine flow cannot see)"),
+    Question("order_participation_ratio", "pr", True, True,
+             {"set": "cosine_modes_clocked", "linear": "l2_modes_clocked"},
+             ("persistence", "log_linear", "trend"), "the same flows' final spectrum"),
+    Question("order_rankme", "rankme", True, True,
+             {"set": "cosine_modes_clocked", "linear": "l2_modes_clocked"},
+             ("persistence", "log_linear", "trend"), "the same flows' final spectrum"),
+)
+
+#: The bootstrap quantiles of the paired interval (16-84 %: one sigma).
+PAIRED_QUANTILES = (16.0, 84.0)
+
+
+def family(predictor: str) -> str | None:
+    """``set``, ``linear`` or None (no mode-level theory)."""
+    return "set" if predictor in _SET else "linear" if predictor in _LINEAR else None
+
+
+def declared(question: Question, predictor: str) -> str | None:
+    """The theory declared for ``question`` on runs of ``predictor``."""
+    fam = family(predictor)
+    return None if fam is None else question.theory.get(fam)
+
+
+def _by_run(rows: Sequence[Mapping[str, Any]], key: str) -> dict[tuple[str, str], float]:
+    return {(r["run"], r["forecaster"]): float(r[key]) for r in rows
+            if "error" not in r and r.get(key) is not None and math.isfinite(float(r[key]))}
+
+
+def _bootstrap(stat, n: int, rng: np.random.Generator, n_boot: int) -> tuple[float, float] | None:
+    vals = []
+    for _ in range(n_boot):
+        v = stat(rng.integers(0, n, n))
+        if v is not None and math.isfinite(v):
+            vals.append(v)
+    if len(vals) < n_boot // 2:
+        return None
+    lo, hi = np.percentile(vals, PAIRED_QUANTILES)
+    return float(lo), float(hi)
+
+
+def _contain(iv: tuple[float, float] | None, point: float | None) -> tuple[float, float] | None:
+    """The interval widened, where needed, to contain its point estimate."""
+    if iv is None or point is None:
+        return iv
+    return min(iv[0], point), max(iv[1], point)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
+def compare(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: int = 0,
+            tie: float = 1e-9) -> list[dict[str, Any]]:
+    """Per question and family present in ``rows`` (the scorecard's per-run rows): the declared
+    theory against the strongest baseline, paired over the runs where both answered. Per-run
+    questions: the mean of ``better = (theory - baseline)`` signed so that positive favours the
+    theory, its 16-84 % bootstrap interval over runs, and wins / ties / losses. Orderings: the
+    Spearman correlation of each with the measured quantity and the bootstrap interval of their
+    difference over the same resampled runs."""
+    rng = np.random.default_rng(seed)
+    out = []
+    fams = sorted({f for r in rows if (f := family(r.get("predictor", ""))) is not None})
+    for q in QUESTIONS:
+        for fam in fams:
+            runs = sorted({r["run"] for r in rows if family(r.get("predictor", "")) == fam})
+            theory = q.theory[fam]
+            entry: dict[str, Any] = {"question": q.name, "family": fam, "theory": theory,
+                                     "score": q.score, "higher_is_better": q.higher_is_better}
+            out.append(entry)
+            if q.across_runs:
+                pred = _by_run(rows, f"{q.score}_pred")
+                meas = _by_run(rows, f"{q.score}_meas")
+                cands = {}
+                for b in q.baselines:
+                    ok = [u for u in runs if (u, theory) in pred and (u, b) in pred and (u, b) in meas]
+                    if len(ok) >= 4:
+                        t = np.array([pred[u, theory] for u in ok])
+                        x = np.array([pred[u, b] for u in ok])
+                        m = np.array([meas[u, b] for u in ok])
+                        rho_b = _spearman(x, m)
+                        if rho_b is not None:
+                            cands[b] = (rho_b, t, x, m)
+                if not cands:
+                    entry["n_runs"] = 0
+                    continue
+                best = max(cands, key=lambda b: cands[b][0])
+                rho_b, t, x, m = cands[best]
+                rho_t = _spearman(t, m)
+
+                def diff(idx, t=t, x=x, m=m):
+                    a, b = _spearman(t[idx], m[idx]), _spearman(x[idx], m[idx])
+                    return None if a is None or b is None else a - b
+
+                point = None if rho_t is None else rho_t - rho_b
+                entry.update(baseline=best, n_runs=int(len(t)), theory_value=rho_t, baseline_value=rho_b,
+                             difference=point,
+                             interval=_contain(_bootstrap(diff, len(t), rng, n_boot), point))
+                continue
+            vals = _by_run(rows, q.score)
+            sign = 1.0 if q.higher_is_better else -1.0
+            means = {}
+            for b in q.baselines:
+                ok = [u for u in runs if (u, theory) in vals and (u, b) in vals]
+                if ok:
+                    means[b] = (sign * float(np.mean([vals[u, b] for u in ok])), ok)
+            if not means:
+                entry["n_runs"] = 0
+                continue
+            best = max(means, key=lambda b: means[b][0])
+            ok = means[best][1]
+            d = np.array([sign * (vals[u, theory] - vals[u, best]) for u in ok])
+            entry.update(baseline=best, n_runs=int(len(d)),
+                         theory_value=float(np.mean([vals[u, theory] for u in ok])),
+                         baseline_value=float(np.mean([vals[u, best] for u in ok])),
+                         difference=float(d.mean()),
+                         interval=_contain(_bootstrap(lambda idx, d=d: float(d[idx].mean()), len(d),
+                                                      rng, n_boot), float(d.mean())),
+                         wins=int((d > tie).sum()), ties=int((np.abs(d) <= tie).sum()),
+                         losses=int((d < -tie).sum()))
+    return out
