@@ -105,3 +105,33 @@ def test_sixteen_bit_images_keep_their_intensities_and_bad_files_are_named(tmp_p
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 20-40 px image is then a "bomb"
     with pytest.raises(ConfigError, match="cannot be read as an image \\(DecompressionBombError"):
         load_images("imagefolder", root, "train", size=32)
+
+
+def test_a_run_resumes_only_on_the_images_it_started_with(tmp_path):
+    """run.json records the image folder's identity (file count and a hash of relative paths and
+    sizes). The tree may move (data.root is not part of it); a resume on a tree with other or
+    added images is refused in one line instead of training one run on two datasets."""
+    import json
+    import shutil
+
+    root = make_tree(tmp_path / "data")
+    out = tmp_path / "run"
+
+    def train(data_root, *extra):
+        return subprocess.run([sys.executable, "-m", "realnet", "train", "--config", "digits", "--out",
+                               str(out), "--quiet", "data.dataset=imagefolder", f"data.root={data_root}",
+                               "data.image_size=16", "train.steps=4", "train.batch_size=8",
+                               "log.probe_size=16", "log.checkpoint_every=1", "log.spectra_every=0",
+                               *extra], capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    assert train(root, "--stop-after", "1").returncode == 0
+    ident = json.loads((out / "run.json").read_text())["data_identity"]
+    assert ident["dataset"] == "imagefolder" and ident["n_files"] == 36
+    moved = tmp_path / "moved"
+    shutil.move(str(root), moved)
+    assert train(moved, "--stop-after", "1").returncode == 0  # the same images elsewhere
+    shutil.copy(moved / "train" / "cat" / "1.png", moved / "train" / "cat" / "extra.png")
+    r = train(moved)
+    assert r.returncode == 2 and "started on other data" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -57,6 +57,7 @@ __all__ = [
     "load_images",
     "read_idx",
     "digits_split_mask",
+    "data_identity",
 ]
 
 #: ``"ssl"``: the pool SSL trains on; ``"train"``: labelled train split (probe fit);
@@ -419,4 +420,22 @@ _LOADERS: dict[str, Callable[[Path, str, bool], tuple[np.ndarray, np.ndarray]]] 
     "digits": _load_digits,
 }
 
+
+def data_identity(dataset: str, root: str | Path | None) -> dict[str, object]:
+    """What identifies a run's images, recorded in ``run.json`` and compared on every resume: the
+    dataset's name and, for an image folder, the number of image files and a SHA-256 of their
+    paths relative to the root with their sizes (so the tree may move, but not change)."""
+    import hashlib
+
+    out: dict[str, object] = {"dataset": dataset}
+    if dataset != "imagefolder":
+        return out
+    base = Path(root or DEFAULT_ROOT).expanduser()
+    files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not p.name.startswith("."))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(base).as_posix()}:{f.stat().st_size}\n".encode())
+    out.update(n_files=len(files), fingerprint=h.hexdigest()[:16])
+    return out
 

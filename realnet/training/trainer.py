@@ -61,6 +61,7 @@ from realnet.training.checkpoint import (CHECKPOINT, all_finite, capture_rng_sta
 from realnet.config.train_config import (TrainConfig, config_diff, read_run_config,
                                          config_to_dict, inert_keys, result_changes)
 from realnet.nets.backbones import BackboneFactory
+from realnet.data.datasets import data_identity
 from realnet.data.pools import RunData
 from realnet.training.distributed import Shard, any_rank, close_shard, init_shard, shard_from_env
 from realnet.eval.evaluate import evaluate_model, knn_monitor
@@ -187,12 +188,23 @@ def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None,
                 JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path, shard=shard)
 
 
+def _same_data_or_refuse(run: _Run) -> None:
+    """A run resumes on the images it started with (:func:`data_identity` in run.json)."""
+    before = (read_json(run.out / RUN_INFO) or {}).get("data_identity")
+    now = data_identity(run.cfg.data.dataset, run.cfg.data.root)
+    if isinstance(before, dict) and before != now:
+        raise ConfigError(f"{str(run.out)!r} started on other data than data.root now holds "
+                          f"({before} then, {now} now); a run trains on one dataset: restore "
+                          "the images or start a new run folder")
+
+
 def _resume(run: _Run) -> dict[str, Any] | None:
     """Restore the last checkpoint if there is one; returns the summary of a finished run. Then
     drop what an interrupted invocation logged after its last checkpoint (all of it when there is
     none, so a resumed run's logs equal an uninterrupted run's), write run.json and compile."""
     has_ckpt = run.ckpt_path.exists()
     if has_ckpt:
+        _same_data_or_refuse(run)
         state = load_checkpoint(run.ckpt_path)  # CPU: RNG states must stay CPU tensors
         load_model_state(run.model, state, run.ckpt_path)
         run.step_fn.optimizer.load_state_dict(state["optimizer"])
@@ -473,6 +485,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,
         "processes": 1 if shard is None else shard.world, "sync_bn": bool(shard and cfg.train.sync_bn),
         "inert_keys": inert_keys(cfg),
+        "data_identity": data_identity(cfg.data.dataset, cfg.data.root),
         "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
     }
     write_json_atomic(out / RUN_INFO, info)
