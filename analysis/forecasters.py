@@ -22,7 +22,7 @@ __all__ = ["TIME_GRID", "CLOCK_RANGE", "Forecast", "THEORIES", "BASELINES", "FOR
            "cosine_modes_clocked", "mode_clocks", "linear_mode_clocks", "l2_modes",
            "l2_modes_clocked", "l2_basin",
            "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
-           "log_linear", "trend", "ORACLES", "kind_of", "LOG_LINEAR_TAU_WINDOWS",
+           "log_linear", "trend", "ORACLES", "kind_of", "LOG_LINEAR_TAU_WINDOWS", "run_level_of",
            "eqn17_aligns", "eqn17_modes", "alignment_rows", "log_rel"]
 
 #: Candidate time factors, as multiples of the nominal ``a`` of :mod:`analysis.hparams`.
@@ -381,8 +381,9 @@ def log_linear(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
                     info={"tau_windows": LOG_LINEAR_TAU_WINDOWS})
 
 
-def _run_level_of(spectrum: np.ndarray, tol: float) -> dict[str, float]:
-    """Surviving modes, participation ratio and RankMe of one spectrum."""
+def run_level_of(spectrum: np.ndarray, tol: float) -> dict[str, float]:
+    """Surviving modes, participation ratio and RankMe (from the embedding's singular values,
+    ``sqrt`` of ``F``'s eigenvalues) of one spectrum of ``F``."""
     v = np.clip(np.asarray(spectrum, dtype=np.float64), 0.0, None)
     return {"n_alive": float((~metrics.collapsed_mask(v, rel_tol=tol)).sum()),
             "pr": float(metrics.participation_ratio(v)),
@@ -393,7 +394,7 @@ def trend(cut: CutoffState, context: Mapping[str, Any]) -> Forecast:
     """Theory-free, for the orderings across runs only: each run-level quantity (surviving modes,
     participation ratio, RankMe) at the cutoff plus its linear trend since the previous snapshot,
     carried to the last step (surviving modes clipped to ``[0, d]``)."""
-    now, before = _run_level_of(cut.s, cut.tol), _run_level_of(cut.s_prev, cut.tol)
+    now, before = run_level_of(cut.s, cut.tol), run_level_of(cut.s_prev, cut.tol)
     horizon = (cut.final_step - cut.step) / float(cut.step - cut.prev_step)
     out = {k: now[k] + (now[k] - before[k]) * horizon for k in now}
     out["n_alive"] = float(np.clip(out["n_alive"], 0, cut.s.size))

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Question", "QUESTIONS", "family", "declared", "compare", "PAIRED_QUANTILES"]
+__all__ = ["Question", "QUESTIONS", "family", "declared", "compare", "PAIRED_QUANTILES", "spearman"]
 
 _SET = ("directpred", "directcopy")
 _LINEAR = ("linear",)
@@ -109,12 +109,15 @@ def _contain(iv: tuple[float, float] | None, point: float | None) -> tuple[float
     return min(iv[0], point), max(iv[1], point)
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman correlation over the pairs where both are finite; None with fewer than 3 pairs
+    or no spread in either."""
     from scipy.stats import spearmanr
 
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return None
-    return float(spearmanr(x, y).statistic)
+    return float(spearmanr(x[ok], y[ok]).statistic)
 
 
 def compare(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: int = 0,
@@ -145,7 +148,7 @@ def compare(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: int 
                         t = np.array([pred[u, theory] for u in ok])
                         x = np.array([pred[u, b] for u in ok])
                         m = np.array([meas[u, b] for u in ok])
-                        rho_b = _spearman(x, m)
+                        rho_b = spearman(x, m)
                         if rho_b is not None:
                             cands[b] = (rho_b, t, x, m)
                 if not cands:
@@ -153,10 +156,10 @@ def compare(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: int 
                     continue
                 best = max(cands, key=lambda b: cands[b][0])
                 rho_b, t, x, m = cands[best]
-                rho_t = _spearman(t, m)
+                rho_t = spearman(t, m)
 
                 def diff(idx, t=t, x=x, m=m):
-                    a, b = _spearman(t[idx], m[idx]), _spearman(x[idx], m[idx])
+                    a, b = spearman(t[idx], m[idx]), spearman(x[idx], m[idx])
                     return None if a is None or b is None else a - b
 
                 point = None if rho_t is None else rho_t - rho_b

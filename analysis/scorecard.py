@@ -106,9 +106,10 @@ import numpy as np
 from . import metrics
 from .cutoff import CUTOFF, FLOOR, CutoffState, Measured, cutoff_state, measure_after
 from .forecasters import (BASELINES, FORECASTERS, ORACLES, THEORIES, TIME_GRID, Forecast,
-                          alignment_rows, eqn17_aligns, kind_of, log_rel, persistence)
+                          alignment_rows, eqn17_aligns, kind_of, log_rel, persistence,
+                          run_level_of)
 from .jsonio import json_ready
-from .questions import QUESTIONS, compare
+from .questions import QUESTIONS, compare, spearman
 from .runs import Run, load_run, require_finished
 from .errors import ConfigError
 
@@ -121,15 +122,6 @@ __all__ = ["CUTOFF", "FLOOR", "TIME_GRID", "CutoffState", "Measured", "Forecast"
 # ---------------------------------------------------------------------------------------------
 # scores
 # ---------------------------------------------------------------------------------------------
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    from scipy.stats import spearmanr
-
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return None
-    return float(spearmanr(x[ok], y[ok]).statistic)
-
-
 def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean recall over the classes present in ``truth``."""
     recalls = [float(np.mean(pred[truth == c] == c)) for c in (True, False) if np.any(truth == c)]
@@ -154,7 +146,7 @@ def score(fc: Forecast, meas: Measured) -> dict[str, float | None]:
         out["path_dex"] = float(np.median(err[either])) if either.any() else None
     ranks = fc.rank_score if fc.rank_score is not None else fc.final
     if ranks is not None:
-        out["spearman"] = _spearman(np.asarray(ranks, dtype=np.float64), meas.along[-1])
+        out["spearman"] = spearman(np.asarray(ranks, dtype=np.float64), meas.along[-1])
     return out
 
 
@@ -228,25 +220,19 @@ def _nonfinite(fc: Forecast | None) -> str | None:
     return None
 
 
-def _rankme(s: np.ndarray) -> float:
-    """RankMe of a spectrum of ``F``: the embedding's singular values are ``sqrt(s_j)``."""
-    return metrics.effective_rank(np.sqrt(np.clip(s, 0.0, None)), from_singular_values=True)
-
-
 def _run_level(fc: Forecast, meas: Measured) -> dict[str, Any]:
     """Run-level quantities for the orderings across runs: the number of surviving modes, and the
     participation ratio and RankMe of the final spectrum, predicted and measured."""
-    final = np.clip(meas.spectra[-1], 0, None)
-    out: dict[str, Any] = {"n_alive_meas": meas.n_alive,
-                           "pr_meas": float(metrics.participation_ratio(final)),
-                           "rankme_meas": _rankme(final)}
+    final = run_level_of(meas.spectra[-1], meas.tol)
+    out: dict[str, Any] = {"n_alive_meas": meas.n_alive, "pr_meas": final["pr"],
+                           "rankme_meas": final["rankme"]}
     if fc.run_level is not None:
         out.update({f"{k}_pred": v for k, v in fc.run_level.items()})
         return out
     out["n_alive_pred"] = None if fc.fates is None else int(fc.fates.sum())
-    pred = None if fc.path is None else np.clip(fc.path[-1], 0, None)
-    out["pr_pred"] = None if pred is None else float(metrics.participation_ratio(pred))
-    out["rankme_pred"] = None if pred is None else _rankme(pred)
+    pred = None if fc.path is None else run_level_of(fc.path[-1], meas.tol)
+    out["pr_pred"] = None if pred is None else pred["pr"]
+    out["rankme_pred"] = None if pred is None else pred["rankme"]
     return out
 
 
@@ -270,11 +256,11 @@ def orderings(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: in
                               if r.get(f"{what}_pred") is not None], dtype=np.float64)
             rho = lo = hi = None
             if len(pairs) >= 4:
-                rho = _spearman(pairs[:, 0], pairs[:, 1])
+                rho = spearman(pairs[:, 0], pairs[:, 1])
                 boots = []
                 for _ in range(n_boot):
                     b = pairs[rng.integers(0, len(pairs), len(pairs))]
-                    v = _spearman(b[:, 0], b[:, 1])
+                    v = spearman(b[:, 0], b[:, 1])
                     if v is not None:
                         boots.append(v)
                 if rho is not None and len(boots) >= n_boot // 2:

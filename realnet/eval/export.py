@@ -25,7 +25,7 @@ from torch import nn
 from analysis.runs import (CHECKPOINT, CONFIG, RUN_INFO, atomic_file, read_json, refuse_inside_run,
                            write_json_atomic)
 
-from realnet.training.checkpoint import CorruptCheckpointError, load_checkpoint
+from realnet.training.checkpoint import load_checkpoint, model_weights
 from realnet.config.train_config import read_run_config
 from analysis.errors import ConfigError
 
@@ -57,10 +57,7 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None, *,
         raise ConfigError(f"{str(run_dir)!r}: no checkpoint ({CHECKPOINT}); nothing to export yet")
     cfg = read_run_config(run_dir / CONFIG)
     state = load_checkpoint(run_dir / CHECKPOINT)
-    weights = state.get("model")
-    if not isinstance(weights, dict):
-        raise CorruptCheckpointError(run_dir / CHECKPOINT, "it holds no model weights: not a "
-                                     "checkpoint of this project")
+    weights = model_weights(state, run_dir / CHECKPOINT)
     trunk = {k[len(BACKBONE_PREFIX):]: v.detach().cpu().clone()
              for k, v in weights.items() if k.startswith(BACKBONE_PREFIX)}
     if not trunk:

@@ -33,6 +33,7 @@ __all__ = [
     "CorruptCheckpointError",
     "remove_stale_temporaries",
     "load_model_state",
+    "model_weights",
     "CHECKPOINT",
 ]
 
@@ -165,14 +166,20 @@ def all_finite(tensors: Mapping[str, torch.Tensor] | Any) -> str | None:
     return items[int((~flags).nonzero()[0])][0]
 
 
-def load_model_state(model: torch.nn.Module, state: Mapping[str, Any], path: str | Path) -> None:
-    """Load a checkpoint's ``model`` weights into ``model``; a checkpoint without them, or one
-    written for another model (another width, predictor or method), is a ConfigError naming the
-    file, not a traceback."""
+def model_weights(state: Mapping[str, Any], path: str | Path) -> Mapping[str, Any]:
+    """A checkpoint's ``model`` state dict; one without it is not a checkpoint of this project."""
     weights = state.get("model")
     if not isinstance(weights, Mapping):
         raise CorruptCheckpointError(Path(path), "it holds no model weights: not a checkpoint of this "
                                      "project")
+    return weights
+
+
+def load_model_state(model: torch.nn.Module, state: Mapping[str, Any], path: str | Path) -> None:
+    """Load a checkpoint's ``model`` weights into ``model``; a checkpoint without them, or one
+    written for another model (another width, predictor or method), is a ConfigError naming the
+    file, not a traceback."""
+    weights = model_weights(state, path)
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:

@@ -188,10 +188,10 @@ def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None,
                 JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path, shard=shard)
 
 
-def _same_data_or_refuse(run: _Run) -> None:
-    """A run resumes on the images it started with (:func:`data_identity` in run.json)."""
+def _same_data_or_refuse(run: _Run, now: dict[str, Any]) -> None:
+    """A run resumes on the images it started with (``now``: :func:`data_identity`, as run.json
+    recorded it at the start)."""
     before = (read_json(run.out / RUN_INFO) or {}).get("data_identity")
-    now = data_identity(run.cfg.data.dataset, run.cfg.data.root)
     if isinstance(before, dict) and before != now:
         raise ConfigError(f"{str(run.out)!r} started on other data than data.root now holds "
                           f"({before} then, {now} now); a run trains on one dataset: restore "
@@ -203,8 +203,9 @@ def _resume(run: _Run) -> dict[str, Any] | None:
     drop what an interrupted invocation logged after its last checkpoint (all of it when there is
     none, so a resumed run's logs equal an uninterrupted run's), write run.json and compile."""
     has_ckpt = run.ckpt_path.exists()
+    identity = data_identity(run.cfg.data.dataset, run.cfg.data.root)  # hashes a folder: once
     if has_ckpt:
-        _same_data_or_refuse(run)
+        _same_data_or_refuse(run, identity)
         state = load_checkpoint(run.ckpt_path)  # CPU: RNG states must stay CPU tensors
         load_model_state(run.model, state, run.ckpt_path)
         run.step_fn.optimizer.load_state_dict(state["optimizer"])
@@ -229,7 +230,7 @@ def _resume(run: _Run) -> dict[str, Any] | None:
         run.metrics_log.truncate_after(run.step if has_ckpt else -1)
         run.spectra_log.truncate_after(run.step if has_ckpt else -1)
         _write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
-                        run.step_fn.augment.cfg, run.shard)
+                        run.step_fn.augment.cfg, identity, run.shard)
     if run.rt.compile and run.shard is None:
         run.model.compile_encoders()
     return None
@@ -471,7 +472,7 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
 
 
 def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, order: BatchOrder,
-                    K: int, aug_cfg: Any, shard: Shard | None = None) -> None:
+                    K: int, aug_cfg: Any, identity: dict[str, Any], shard: Shard | None = None) -> None:
     info = {
         "device": str(rt.device),
         "device_name": (torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda"
@@ -485,7 +486,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,
         "processes": 1 if shard is None else shard.world, "sync_bn": bool(shard and cfg.train.sync_bn),
         "inert_keys": inert_keys(cfg),
-        "data_identity": data_identity(cfg.data.dataset, cfg.data.root),
+        "data_identity": identity,
         "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
     }
     write_json_atomic(out / RUN_INFO, info)
