@@ -6,7 +6,7 @@ import signal
 import threading
 from typing import Any, Callable
 
-__all__ = ["StopSignals", "PARENT_ENV", "die_with_parent"]
+__all__ = ["StopSignals", "SignalStop", "signals_raise", "PARENT_ENV", "die_with_parent"]
 
 #: Set by a launcher (the sweep runner) to its own pid: the child ends when that process dies.
 PARENT_ENV = "REALNET_PARENT_PID"
@@ -58,6 +58,40 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class SignalStop(Exception):
+    """SIGINT or SIGTERM arrived outside the steps that :class:`StopSignals` guards (loading data,
+    a snapshot, an evaluation, an export): nothing was under way that a rerun cannot redo."""
+
+    def __init__(self, signum: int, where: str | None = None) -> None:
+        self.signum, self.where = signum, where
+        super().__init__(signal.Signals(signum).name)
+
+
+class signals_raise:
+    """While active (main thread only), SIGINT and SIGTERM raise :class:`SignalStop` wherever the
+    program is, so that a command ends in one line and exit code ``128 + signum`` instead of a
+    ``KeyboardInterrupt`` traceback (SIGINT) or a silent death (SIGTERM). A :class:`StopSignals`
+    inside it takes over while it is active and gives the handlers back when it ends. ``where``
+    names, when the signal arrives, what was under way (the exception's ``where``)."""
+
+    def __init__(self, where: Callable[[], str | None] = lambda: None) -> None:
+        self._old: dict[int, Any] = {}
+        self._where = where
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        raise SignalStop(signum, self._where())
+
+    def __enter__(self) -> "signals_raise":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._raise)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -83,24 +83,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     from analysis.process import die_with_parent
 
     die_with_parent()  # launched by a sweep: end with it
-    # Imports after parsing so that --help is instant.
-    from analysis.errors import ConfigError, io_problem
-
-    from realnet.config.train_config import load_config, shipped_configs
-    from realnet.data.datasets import DownloadError, MissingDatasetError
-    from realnet.eval.evaluate import evaluate_run
-    from analysis.runs import FolderBusyError
-
-    from realnet.training.failures import Interrupted, NonFiniteError
-    from realnet.training.trainer import train
-
     if args.command == "configs":
-        from .config.train_config import config_description
+        from .config.train_config import config_description, shipped_configs
 
         names = shipped_configs()
         width = max(map(len, names))
         print("\n".join(f"{n:<{width}}  {config_description(n)}" for n in names))
         return 0
+    from analysis.process import SignalStop, signals_raise
+    from realnet.training.progress import current_phase
+
+    try:
+        with signals_raise(where=current_phase):
+            return _command(args)
+    except SignalStop as e:  # outside the steps: loading data, a snapshot, the final evaluation
+        print(f"stopped: {e} during {e.where or args.command}; nothing is lost (the last "
+              "checkpoint is kept); rerun the same command to continue", file=sys.stderr)
+        return 128 + e.signum
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The chosen command; a user's error ends in one line and its exit code. Imported here so
+    that --help is instant."""
+    from realnet.config.train_config import load_config
+    from realnet.eval.evaluate import evaluate_run
+    from realnet.training.trainer import train
+    from analysis.errors import ConfigError, io_problem
+    from analysis.runs import FolderBusyError
+    from realnet.data.datasets import DownloadError, MissingDatasetError
+    from realnet.training.failures import Interrupted, NonFiniteError
+
     try:
         if args.command == "print-config":
             from realnet.config.train_config import config_to_toml

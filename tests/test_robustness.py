@@ -371,3 +371,45 @@ def test_a_foreign_checkpoint_or_config_is_named_in_one_line(tmp_path):
     for cmd in commands:
         r = _realnet(*cmd)
         assert r.returncode == 2 and "config.json" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def _signal_self_in(monkeypatch, module, name: str, sig: int) -> None:
+    """Replace ``module.name`` by the same function that first sends ``sig`` to this process,
+    so the signal lands inside that phase; the handler raises at the next bytecode."""
+    real = getattr(module, name)
+
+    def wrapped(*a, **kw):
+        result = real(*a, **kw)  # the phase's work done (its file written), then the signal
+        os.kill(os.getpid(), sig)
+        time.sleep(1)  # not reached: the handler raises first
+        return result
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+@pytest.mark.parametrize("where, sig", [
+    ("run_data", signal.SIGINT), ("_snapshot", signal.SIGTERM), ("_finish", signal.SIGINT)])
+def test_a_signal_outside_the_steps_is_one_line_and_the_rerun_finishes(tmp_path, monkeypatch,
+                                                                       capsys, where, sig):
+    """Loading data, the step-0 snapshot and the final evaluation: SIGINT/SIGTERM end the command
+    in one line naming the phase and exit 128 + signal (not a KeyboardInterrupt traceback, not a
+    silent 143); the same command then finishes the run, each snapshot logged once."""
+    import realnet.training.parts as parts
+    import realnet.training.trainer as trainer
+    from realnet.__main__ import main
+
+    module = parts.OwnParts if where == "run_data" else trainer
+    _signal_self_in(monkeypatch, module, where, sig)
+    out = tmp_path / "run"
+    args = ["train", "--config", "digits", "--out", str(out), "--quiet", "train.steps=4",
+            "log.spectra_every=2", "eval.linear_probe=false"]
+    assert main(args) == 128 + sig
+    err = capsys.readouterr().err.strip().splitlines()
+    phase = {"run_data": "loading digits", "_snapshot": "spectra snapshot at step 0",
+             "_finish": "final evaluation"}[where]
+    assert len(err) == 1 and err[0].startswith(f"stopped: {signal.Signals(sig).name} during {phase}"), err
+    monkeypatch.undo()
+    assert main(args) == 0
+    steps = [json.loads(line)["step"] for line in (out / "spectra.jsonl").read_text().splitlines()]
+    assert steps == [0, 2, 4]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 4

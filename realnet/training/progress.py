@@ -9,7 +9,15 @@ import threading
 import time
 from typing import Any, Iterator
 
-__all__ = ["progress_mode", "PlainProgress", "make_progress", "phase"]
+__all__ = ["progress_mode", "PlainProgress", "make_progress", "phase", "current_phase"]
+
+#: The phases under way, innermost last (what a signal outside the training steps interrupted).
+_PHASES: list[str] = []
+
+
+def current_phase() -> str | None:
+    """The innermost :func:`phase` under way, or None between phases."""
+    return _PHASES[-1] if _PHASES else None
 
 
 def progress_mode(quiet: bool | None) -> str:
@@ -66,7 +74,18 @@ def make_progress(total: int, initial: int, mode: str):
 def phase(label: str, mode: str, every_s: float = 30.0) -> Iterator[None]:
     """Show a phase without steps (loading data, a snapshot, the final evaluation, an export):
     a line when it starts, one every ``every_s`` seconds while it lasts, and one with its time
-    when it ends; nothing when ``mode`` is ``"off"`` (:func:`progress_mode`)."""
+    when it ends; nothing when ``mode`` is ``"off"`` (:func:`progress_mode`). The label is
+    :func:`current_phase` while the phase lasts, in every mode."""
+    _PHASES.append(label)
+    try:
+        with _shown(label, mode, every_s):
+            yield
+    finally:
+        _PHASES.pop()
+
+
+@contextlib.contextmanager
+def _shown(label: str, mode: str, every_s: float) -> Iterator[None]:
     if mode == "off":
         yield
         return
