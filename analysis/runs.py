@@ -104,7 +104,9 @@ def run_status(folder: str | Path) -> str:
 def atomic_file(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (``.<name>.<random>.tmp``, unique to the process);
     after the block it is renamed over ``path`` (atomic on POSIX and Windows); if the block
-    raises it is removed and ``path`` is untouched. ``fsync``: flush the bytes to disk first."""
+    raises it is removed and ``path`` is untouched (an OSError that names no file, such as a full
+    disk during a write, is raised again naming ``path``). ``fsync``: flush the bytes to disk
+    first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -115,6 +117,11 @@ def atomic_file(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:  # a write's ENOSPC names no file: name the one being written
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

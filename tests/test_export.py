@@ -56,3 +56,55 @@ def test_export_refuses_a_folder_without_a_checkpoint(tmp_path):
     r = subprocess.run([sys.executable, "-m", "realnet", "export", str(tmp_path)], capture_output=True,
                        text=True, cwd=ROOT)
     assert r.returncode == 2 and "no checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def cpu_width_run(tmp_path_factory):
+    """A shipped digits run at its CPU width (0.125), two steps."""
+    out = tmp_path_factory.mktemp("export") / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "realnet", "train", "--config", "digits", "--out", str(out),
+                        "--quiet", "train.steps=2", "log.spectra_every=0", "eval.linear_probe=false",
+                        "eval.random_init_baseline=false", "eval.pixel_baseline=false"],
+                       capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_an_export_at_a_cpu_width_loads_and_gives_the_runs_features(cpu_width_run, tmp_path):
+    """torchvision has no width-0.125 ResNet-18; load_trunk rebuilds realnet's own from trunk.json
+    and gives the run's features; trunk.json says how to feed it (size, channels, mean/std)."""
+    from realnet.data.datasets import DATASETS
+    from realnet.eval.export import export_trunk, load_trunk
+
+    meta = export_trunk(cpu_width_run, tmp_path / "t.pt")
+    assert meta["width"] == 0.125
+    spec = DATASETS["digits"]
+    assert meta["input"]["image_size"] == spec.image_size and meta["input"]["channels"] == 1
+    assert meta["input"]["mean"] == list(spec.mean) and meta["input"]["std"] == list(spec.std)
+    module, loaded = load_trunk(tmp_path / "t.pt")
+    assert loaded == json.loads((tmp_path / "t.json").read_text())
+    cfg = config_from_dict(json.loads((cpu_width_run / "config.json").read_text()))
+    model = build_ssl_model(cfg, dataset_spec(cfg.data.dataset))
+    model.load_state_dict(torch.load(cpu_width_run / "checkpoints" / "last.pt", weights_only=True)["model"])
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), model.online.backbone.eval()(x), rtol=1e-5, atol=1e-5)
+    assert module(x).shape == (4, meta["feat_dim"])
+
+
+def test_export_on_a_full_disk_is_one_line_naming_the_file(cpu_width_run, tmp_path, monkeypatch, capsys):
+    """ENOSPC while writing the export: exit 2, one line naming the file, no temporary left."""
+    import errno
+
+    from realnet.__main__ import main
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    target = tmp_path / "out" / "t.pt"
+    assert main(["export", str(cpu_width_run), "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(target) in err[0] and "No space left" in err[0], err
+    assert list((tmp_path / "out").iterdir()) == []

@@ -309,6 +309,23 @@ def test_tables_refuses_a_folder_without_manifest(tmp_path):
         tb.write_tables(tmp_path)
 
 
+@pytest.mark.parametrize("text, words", [
+    ("[]", "no list 'tables'"), ("{\"tables\": 3}", "no list 'tables'"),
+    ("{\"tables\": [{\"x\": 1}]}", "tables[0] has no name"),
+    ("{\"tables\": [{\"name\": \"a\", \"rows\": 1, \"cols\": null, \"settings\": []}]}", "'rows'"),
+    ("{\"tables\": [{\"name\": \"a\", \"rows\": null, \"cols\": null}]}", "no list 'settings'"),
+    ("{\"tables\": [{\"name\": \"a\", \"rows\": null, \"cols\": null, "
+     "\"settings\": [{\"label\": {}, \"runs\": [3]}]}]}", "settings[0]"),
+    ("{not json", "not JSON")])
+def test_tables_refuse_a_manifest_of_another_schema_in_one_line(tmp_path, capsys, text, words):
+    """A sweep.json of the wrong shape is named with what is wrong (exit 2), not a TypeError or
+    KeyError traceback from inside the aggregation."""
+    (tmp_path / "sweep.json").write_text(text)
+    assert tb.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a sweep manifest" in err and words in err and len(err.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # real runs: two tiny digits runs through `python -m realnet train`, one resumed
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,7 @@ from analysis.errors import ConfigError
 
 __all__ = [
     "DatasetSpec",
+    "input_facts",
     "DATASETS",
     "IMAGE_EXTENSIONS",
     "imagefolder_classes",
@@ -81,6 +83,15 @@ class DatasetSpec:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+
+def input_facts(spec: DatasetSpec) -> dict[str, Any]:
+    """What a trunk trained on ``spec`` takes (recorded in ``run.json`` and an export's
+    ``trunk.json``): images scaled to [0, 1], normalised per channel as ``(x - mean) / std``, with
+    ``channels`` channels at ``image_size`` px (the stored size; evaluation features use it)."""
+    return {"image_size": int(spec.image_size), "channels": int(spec.channels),
+            "mean": [float(m) for m in spec.mean], "std": [float(s) for s in spec.std],
+            "scale": "[0, 1], then (x - mean) / std per channel"}
 
 
 # mean/std: per-channel statistics of the training images on the [0, 1] scale.

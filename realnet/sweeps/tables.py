@@ -130,9 +130,32 @@ def _load_manifest(out: Path) -> dict[str, Any]:
         raise ConfigError(f"DIR: {str(out)!r} has no sweep.json; not a sweep folder (run "
                          "python -m realnet.sweeps first)")
     data = read_json(path)
-    if data is None or "tables" not in data:
-        raise ConfigError(f"DIR: {str(path)!r} is not a sweep manifest")
+    problem = "not JSON" if data is None else _manifest_problem(data)
+    if problem is not None:
+        raise ConfigError(f"DIR: {str(path)!r} is not a sweep manifest ({problem}); the sweep "
+                         "runner rewrites it: rerun python -m realnet.sweeps FILE --out DIR")
     return data
+
+
+def _manifest_problem(data: Any) -> str | None:
+    """What in ``data`` is not the schema that :func:`realnet.sweeps.runner.write_manifest`
+    writes, or None."""
+    if not isinstance(data, dict) or not isinstance(data.get("tables"), list):
+        return "no list 'tables'"
+    for i, table in enumerate(data["tables"]):
+        where = f"tables[{i}]"
+        if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+            return f"{where} has no name"
+        if not all(isinstance(table.get(k), (str, type(None))) for k in ("rows", "cols")):
+            return f"{where}: 'rows' and 'cols' are knob names or null"
+        if not isinstance(table.get("settings"), list):
+            return f"{where} has no list 'settings'"
+        for j, setting in enumerate(table["settings"]):
+            if not (isinstance(setting, dict) and isinstance(setting.get("label"), dict)
+                    and isinstance(setting.get("runs"), list)
+                    and all(isinstance(r, str) for r in setting["runs"])):
+                return f"{where}.settings[{j}] needs a 'label' object and a list of 'runs'"
+    return None
 
 
 def sweep_results(out: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]],

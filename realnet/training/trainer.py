@@ -61,7 +61,7 @@ from realnet.training.checkpoint import (CHECKPOINT, all_finite, capture_rng_sta
 from realnet.config.train_config import (TrainConfig, config_diff, read_run_config,
                                          config_to_dict, inert_keys, result_changes)
 from realnet.nets.backbones import BackboneFactory
-from realnet.data.datasets import data_identity
+from realnet.data.datasets import data_identity, input_facts
 from realnet.data.pools import RunData
 from realnet.training.distributed import Shard, any_rank, close_shard, init_shard, shard_from_env
 from realnet.eval.evaluate import evaluate_model, knn_monitor
@@ -484,6 +484,7 @@ def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, ord
         "total_steps": K, "steps_per_epoch": order.steps_per_epoch,
         "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
         "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,
+        "input": input_facts(data.spec),
         "processes": 1 if shard is None else shard.world, "sync_bn": bool(shard and cfg.train.sync_bn),
         "inert_keys": inert_keys(cfg),
         "data_identity": identity,
