@@ -288,3 +288,18 @@ def test_print_config_shows_every_key_and_reads_back(capsys, tmp_path):
     assert {k.split(".")[-1] for k in all_keys() if not k.startswith("augment.")} <= shown  # augment: overrides only
     (tmp_path / "c.toml").write_text(text)
     assert config_to_dict(load_config(tmp_path / "c.toml")) == config_to_dict(load_config("fmnist_directpred"))
+
+
+def test_a_key_inert_in_both_configs_is_no_result_change():
+    """A run saved before ``predictor.partition_seed``'s default changed (0 -> None, the run's seed)
+    still matches its config when it has one partition (no hyperplanes are drawn), so a sweep does
+    not call its folder a conflict; with 2 partitions the seed matters and the change is named."""
+    from realnet.config.train_config import load_config, result_changes
+
+    new = load_config("fmnist_directpred", [])
+    old = load_config("fmnist_directpred", ["predictor.partition_seed=0", "predictor.block_seed=7"])
+    assert config_diff(old, new) == ["predictor.block_seed", "predictor.partition_seed"]
+    assert result_changes(old, new) == []
+    two = ["predictor.partitions=2", "predictor.freq=1"]
+    assert result_changes(load_config("fmnist_directpred", two + ["predictor.partition_seed=0"]),
+                          load_config("fmnist_directpred", two)) == ["predictor.partition_seed"]

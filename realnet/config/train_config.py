@@ -364,7 +364,7 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 def inert_keys(cfg: TrainConfig) -> list[str]:
     """Config keys that have no effect on this run: predictor knobs its predictor does not take
     (``predictor.eps`` of a linear predictor), DirectPred's ``eps`` when the c_j ablation replaces
-    it (``predictor.cj != 0``), and the keys of the other methods (the SwAV knobs of a BYOL run,
+    it (``predictor.cj != 0``), the seeds of one partition or one feature block, and the keys of the other methods (the SwAV knobs of a BYOL run,
     the EMA of a SimSiam run). Written to ``run.json``; reports leave them out of labels."""
     from realnet.methods.predictors import predictor_knobs
 
@@ -373,6 +373,10 @@ def inert_keys(cfg: TrainConfig) -> list[str]:
     out = [f"predictor.{f.name}" for f in dataclasses.fields(p) if f.name not in used]
     if p.name == "directpred" and p.cj != 0.0:
         out.append("predictor.eps")
+    if p.partitions == 1:  # one partition is the plain predictor: no hyperplanes are drawn
+        out.append("predictor.partition_seed")
+    if p.feature_blocks == 1:  # one block is the identity order: no permutation is drawn
+        out.append("predictor.block_seed")
     method = METHODS[cfg.method.name]
     reads = set(method.keys) - set(method.unused_keys(cfg.method))
     out += [f"method.{f.name}" for f in dataclasses.fields(cfg.method)
@@ -414,9 +418,11 @@ RESULT_NEUTRAL_KEYS = ("data.root", "data.download", "data.stream", "data.worker
 
 
 def result_changes(a: TrainConfig, b: TrainConfig) -> list[str]:
-    """The keys of :func:`config_diff` that can change a run's result (all but
-    :data:`RESULT_NEUTRAL_KEYS`)."""
-    return [k for k in config_diff(a, b) if k not in RESULT_NEUTRAL_KEYS]
+    """The keys of :func:`config_diff` that can change a run's result: all but
+    :data:`RESULT_NEUTRAL_KEYS` and the keys inert in both configs (:func:`inert_keys`; so a run
+    saved before a default of an inert key changed still matches its config)."""
+    inert = set(inert_keys(a)) & set(inert_keys(b))
+    return [k for k in config_diff(a, b) if k not in RESULT_NEUTRAL_KEYS and k not in inert]
 
 
 def config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
