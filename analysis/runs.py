@@ -6,8 +6,9 @@ comparison read through it.
 Folder layout (written by the real-network trainer)::
 
     config.json      resolved config (nested dict; ``seed`` at top level)
-    metrics.jsonl    one JSON object per logged step (``step``, ``lr``, ``loss``, ...; a last
-                     line with ``"final": true``)
+    metrics.jsonl    one JSON object per logged step (``step``, ``lr``, ``loss``, the probe
+                     pairs' ``probe_effective_rank`` ...; a last line with ``"final": true`` and
+                     the test set's ``effective_rank``, as in ``summary.json``)
     spectra.jsonl    one summary line per spectra snapshot
     spectra/step_XXXXXXX.npz   snapshot arrays: ``F``, ``F_eigvals`` (descending), ``C_same``,
                      ``C_cross``, ``same_on_F``, ``cross_on_F``, ``effective_rank``, and with a

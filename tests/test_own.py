@@ -235,6 +235,14 @@ def test_tensorboard_logs_metrics_spectra_and_summary_and_a_resume_purges(tmp_pa
         [round(by_step[s], 5) for s in loss_steps]
     assert [e.step for e in acc.Histograms("spectra/log10_F_eigvals")] == [0, 3, 6]
     assert acc.Scalars("final/linear_top1")[0].value == pytest.approx(summary["linear_top1"])
+    # one name per quantity: the probe pairs' rank is a curve of its own (each snapshot step once),
+    # the test set's is the final one, equal to summary.json's
+    assert [e.step for e in acc.Scalars("train/probe_effective_rank")] == [3, 6]
+    assert "train/effective_rank" not in acc.Tags()["scalars"]
+    assert acc.Scalars("final/effective_rank")[0].value == pytest.approx(summary["effective_rank"])
+    final = [m for m in metrics if m.get("final")]
+    assert len(final) == 1 and final[0]["effective_rank"] == pytest.approx(summary["effective_rank"])
+    assert all("effective_rank" not in m for m in metrics if not m.get("final"))
 
 
 def test_tensorboard_without_the_package_is_refused_before_any_work(tmp_path, monkeypatch):

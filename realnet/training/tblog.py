@@ -1,8 +1,9 @@
 """Optional TensorBoard logging of a run (``log.tensorboard=true``; ``pip install
 'ssl-dynamics[tensorboard]'``).
 
-Every ``metrics.jsonl`` line goes to ``<run>/tensorboard/`` as scalars under ``train/`` (loss,
-lr, EMA momentum, images/s, kNN top-1, effective rank ...), each spectra snapshot adds the
+Every ``metrics.jsonl`` line but the final one goes to ``<run>/tensorboard/`` as scalars under
+``train/`` (loss, lr, EMA momentum, images/s, kNN top-1, the probe pairs' effective rank ...),
+each spectra snapshot adds the
 eigenvalues of ``F`` as a histogram and its effective rank, and the final summary adds the probe
 results under ``final/``. A resumed run purges the events logged after its checkpoint, so the
 curves equal an uninterrupted run's."""
@@ -44,6 +45,10 @@ class TensorBoardLog:
         self.writer = writer(log_dir=str(Path(out) / TENSORBOARD_DIR), purge_step=purge_step)
 
     def metrics(self, line: dict[str, Any]) -> None:
+        """A ``metrics.jsonl`` line under ``train/``; the final line's test-set numbers go under
+        ``final/`` with the summary (:meth:`summary`), not as a last point of a training curve."""
+        if line.get("final"):
+            return
         step = int(line["step"])
         for k, v in _scalars(line, skip=("step",)).items():
             self.writer.add_scalar(f"train/{k}", v, step)

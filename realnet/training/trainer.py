@@ -328,20 +328,26 @@ def _after_step(run: _Run, clock: Clock, bar, lr_mult: float, mom: float,
             run.model, run.data, run.step_fn.augment, cfg, run.rt.device))
     if spectra_now:
         run.last_spectra = clock.monitored(lambda: _snapshot(run))
-        for key in ("effective_rank", "normalised_std", "align", "uniform"):
-            line[key] = run.last_spectra[key]
+        for key in PROBE_METRICS:  # the probe pairs' numbers, named apart from the test set's
+            line[f"probe_{key}"] = run.last_spectra[key]
     if line:
         line = {"step": step, "epoch": step / run.order.steps_per_epoch,
                 "lr": lr_mult * cfg.optim.lr, "momentum": mom, **line}
         run.log_metrics(line)
         bar.set_postfix({key: (f"{v:.4g}" if isinstance(v, float) else v)
                          for key, v in line.items()
-                         if key in ("loss", "knn_top1", "effective_rank", "images_per_s")},
+                         if key in ("loss", "knn_top1", "probe_effective_rank", "images_per_s")},
                         refresh=False)
     bar.update(1)
     if ckpt_now:
         run.train_time = clock.training_time()
         clock.monitored(lambda: _checkpoint(run, final=step == K))
+
+
+#: Snapshot numbers copied into ``metrics.jsonl`` (and the progress line, TensorBoard) with a
+#: ``probe_`` prefix: they are taken on the probe's view pairs of training images, while
+#: ``summary.json``'s ``effective_rank`` and ``normalised_std`` (the collapse rule) are the test set's.
+PROBE_METRICS = ("effective_rank", "normalised_std", "align", "uniform")
 
 
 def _loop(run: _Run, clock: Clock, bar, stop_after: int | None,
