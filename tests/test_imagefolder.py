@@ -57,9 +57,12 @@ def test_centre_crop_of_the_shorter_side(tmp_path):
     assert int(x[..., 1:-1].min()) == 255 and int(x.min()) >= 200
 
 
-def test_missing_tree_names_the_layout(tmp_path):
-    with pytest.raises(MissingDatasetError, match="ImageFolder layout"):
-        load_images("imagefolder", tmp_path, "train")
+@pytest.mark.parametrize("where", ["empty", "missing"])
+def test_a_folder_without_images_names_both_layouts(tmp_path, where):
+    root = tmp_path if where == "empty" else tmp_path / "nowhere"
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(MissingDatasetError, match="ImageFolder layout.*unlabelled folder"):
+        load_images("imagefolder", root, "ssl")
 
 
 def test_training_on_an_imagefolder_tree(tmp_path):
@@ -135,3 +138,61 @@ def test_a_run_resumes_only_on_the_images_it_started_with(tmp_path):
     r = train(moved)
     assert r.returncode == 2 and "started on other data" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _flat_photos(folder: Path, n: int = 20) -> None:
+    """Unlabelled images at two depths (as photos sorted by year), with a hidden folder and a
+    ``._`` sidecar that are not images of the pool."""
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        d = folder / ("2023" if i % 2 else "") / ""
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, size=(24, 30, 3)).astype(np.uint8)).save(d / f"p{i}.png")
+    (folder / ".thumbnails").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / ".thumbnails" / "t.png")
+    (folder / "._p0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+
+
+def test_an_unlabelled_folder_is_one_pool_at_any_depth(tmp_path):
+    _flat_photos(tmp_path / "photos")
+    x, y = load_images("imagefolder", tmp_path / "photos", "ssl", size=16)
+    assert tuple(x.shape) == (20, 3, 16, 16) and set(y.tolist()) == {-1}
+    assert imagefolder_classes(tmp_path / "photos") == []
+    for split in ("train", "test"):
+        assert len(load_images("imagefolder", tmp_path / "photos", split, size=16)[0]) == 0
+
+
+@pytest.mark.parametrize("layout", ["flat", "train_only"])
+def test_training_on_unlabelled_images_evaluates_without_labels(tmp_path, layout):
+    """A flat folder of photos, or train/ with images but no class folders: SSL trains on every
+    image; the end of the run gives the collapse verdict and ranks on the pool (no probe, no kNN,
+    ``labelled`` false) instead of refusing the folder."""
+    import json
+
+    root = tmp_path / "photos"
+    _flat_photos(root / "train" if layout == "train_only" else root)
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "realnet", "train", "--config", "digits", "--out", str(out),
+                        "--quiet", "data.dataset=imagefolder", f"data.root={root}", "data.image_size=16",
+                        "train.steps=3", "train.batch_size=8", "log.probe_size=16", "eval.knn_every=1"],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["labelled"] is False
+    assert not {"knn_top1", "linear_top1", "linear_top1_random_init"} & set(summary)
+    assert 1.0 <= summary["effective_rank"] <= 32 and isinstance(summary["collapsed"], bool)
+    assert json.loads((out / "run.json").read_text())["n_ssl"] == 20
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert not any("knn_top1" in line for line in lines)  # no kNN monitor without labels
+
+
+def test_a_labelled_tree_without_a_test_split_has_an_empty_test_split(tmp_path):
+    """No test/ or val/: the train split keeps its labels and the test split is empty, which
+    load_run_data turns into label-free evaluation on the pool."""
+    root = make_tree(tmp_path / "data")
+    import shutil
+
+    shutil.rmtree(root / "val")
+    x, y = load_images("imagefolder", root, "test", size=16)
+    assert len(x) == 0 and len(y) == 0
+    assert len(load_images("imagefolder", root, "train", size=16)[0]) == 24

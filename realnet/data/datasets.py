@@ -18,8 +18,9 @@ writes (so a folder prepared by torchvision works as is):
   :data:`SYSTEM_FASHION_MNIST` (Debian/Ubuntu package ``dataset-fashion-mnist``).
 - digits: scikit-learn's bundled 8x8 digits (values 0..16, scaled to 0..255); no files needed.
 - imagefolder (own data): torchvision's ImageFolder layout, ``<root>/train/<class>/*.png|jpg|...``
-  and ``<root>/test/<class>/...`` (or ``val/``); every image is converted to RGB, its shorter side
-  resized to ``data.image_size`` (default 64) and centre-cropped (:func:`_load_imagefolder`).
+  and ``<root>/test/<class>/...`` (or ``val/``), or an unlabelled folder (images at any depth);
+  every image is converted to RGB, its shorter side resized to ``data.image_size`` (default 64)
+  and centre-cropped (:func:`_load_imagefolder`).
 
 Checksums: torchvision verifies MD5 sums of the full official files before it reads them, which
 rejects user folders holding re-packed or partial copies. Here files are read directly and
@@ -319,21 +320,29 @@ def _load_digits(root: Path, split: str, download: bool) -> tuple[np.ndarray, np
     return images[keep], labels[keep]
 
 
-def _imagefolder_split_dir(root: Path, split: str) -> Path:
+def _imagefolder_split_dir(root: Path, split: str) -> Path | None:
+    """``root/train`` for ``ssl`` and ``train``, ``root/test`` or ``root/val`` for ``test``; None
+    when the folder has no such subfolder."""
     names = ("train",) if split in ("ssl", "train") else ("test", "val")
-    for n in names:
-        if (root / n).is_dir():
-            return root / n
-    raise MissingDatasetError("imagefolder", [root / n for n in names],
-                              "point data.root at a folder with train/ and test/ (or val/) "
-                              "subfolders, one subfolder per class inside each (torchvision's "
-                              "ImageFolder layout)")
+    return next((root / n for n in names if (root / n).is_dir()), None)
 
 
 def imagefolder_classes(root: str | Path) -> list[str]:
-    """The class names of an ImageFolder tree: the sorted subfolders of ``root/train``."""
+    """The class names of a labelled ImageFolder tree: the sorted (non-hidden) subfolders of
+    ``root/train`` that hold images, when ``root/train`` holds no image itself. ``[]`` for an
+    unlabelled folder (:func:`_load_imagefolder`)."""
     folder = _imagefolder_split_dir(Path(root).expanduser(), "train")
-    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if folder is None or _image_files(folder):
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and _image_files(p))
+
+
+def _all_image_files(root: Path) -> list[Path]:
+    """Every image file under ``root`` (any depth), sorted; hidden files and folders and
+    ``._name`` sidecars are skipped."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -366,40 +375,61 @@ def _rgb(im, path: Path):
     return im.convert("RGB")
 
 
-def _load_imagefolder(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """An ImageFolder split (``root/train`` for ``ssl`` and ``train``, ``root/test`` or
-    ``root/val`` for ``test``; one subfolder per class, labels by the sorted class names of
-    ``root/train``), each image converted to RGB (16-bit images scaled to 8 bits, :func:`_rgb`),
-    its shorter side resized to ``size`` (bilinear, antialiased) and centre-cropped to ``size x
-    size``: uint8 ``(N, 3, size, size)``. A file that cannot be read as an image (truncated,
-    empty, not an image, or larger than PIL's decompression-bomb limit) is refused in one line
-    naming it; hidden files and ``._name`` sidecars are skipped."""
+def _read_image(f: Path, size: int) -> np.ndarray:
+    """One image file as uint8 ``(3, size, size)``: RGB (16-bit scaled, :func:`_rgb`), the shorter
+    side resized to ``size`` (bilinear, antialiased), centre-cropped. A file that cannot be read as
+    an image (truncated, empty, not an image, or larger than PIL's decompression-bomb limit) is
+    refused in one line naming it."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(f) as im:
+            im = _rgb(im, f)
+            w, h = im.size
+            scale = size / min(w, h)
+            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
+                           Image.BILINEAR, reducing_gap=None)
+            left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
+            im = im.crop((left, top, left + size, top + size))
+            return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+        why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise ConfigError(f"{f}: cannot be read as an image ({type(e).__name__}: {why}); "
+                          "remove or replace it") from None
+
+
+_LAYOUTS = ("a labelled tree (train/<class>/* and test/<class>/* or val/<class>/*, torchvision's "
+            "ImageFolder layout) or an unlabelled folder (images at any depth, no class subfolders "
+            "under train/)")
+
+
+def _load_imagefolder(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A split of an image folder as uint8 ``(N, 3, size, size)`` (:func:`_read_image`) and labels.
+
+    - Labelled (``root/train/<class>/``, :func:`imagefolder_classes`): ``ssl`` and ``train`` read
+      ``root/train``, ``test`` reads ``root/test`` or ``root/val`` (no such folder: an empty
+      split); labels by the sorted class names of ``root/train``.
+    - Unlabelled (no ``root/train``, or one with images of its own or no subfolder with images):
+      ``ssl`` is every image under ``root`` at any depth, label -1; ``train`` and ``test`` are
+      empty.
+
+    An empty split means evaluation without labels (:func:`realnet.data.pools.load_run_data`).
+    Hidden files and ``._name`` sidecars are skipped."""
+    if not root.is_dir():
+        raise MissingDatasetError("imagefolder", [root], f"point data.root at {_LAYOUTS}")
     classes = imagefolder_classes(root)
-    folder = _imagefolder_split_dir(root, split)
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        for f in _image_files(folder / name):
-            try:
-                with Image.open(f) as im:
-                    im = _rgb(im, f)
-                    w, h = im.size
-                    scale = size / min(w, h)
-                    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                                   Image.BILINEAR, reducing_gap=None)
-                    left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
-                    im = im.crop((left, top, left + size, top + size))
-                    images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
-            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
-                why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-                raise ConfigError(f"{f}: cannot be read as an image ({type(e).__name__}: {why}); "
-                                  "remove or replace it") from None
-            labels.append(label)
-    if not images:
-        raise MissingDatasetError("imagefolder", [folder], f"put images ({', '.join(IMAGE_EXTENSIONS)}) "
-                                  "into one subfolder per class")
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
+    if classes:
+        folder = _imagefolder_split_dir(root, split)
+        files = [(f, label) for label, name in enumerate(classes)
+                 for f in _image_files(folder / name)] if folder is not None else []
+    else:
+        files = [(f, -1) for f in _all_image_files(root)] if split == "ssl" else []
+    if split == "ssl" and not files:
+        raise MissingDatasetError("imagefolder", [root], f"found no images "
+                                  f"({', '.join(IMAGE_EXTENSIONS)}); point data.root at {_LAYOUTS}")
+    images = [_read_image(f, size) for f, _ in files]
+    return (np.stack(images) if images else np.zeros((0, 3, size, size), np.uint8),
+            np.asarray([label for _, label in files], dtype=np.int64))
 
 
 # ------------------------------------------------------------------------------ the SSL pool
@@ -442,8 +472,7 @@ def data_identity(dataset: str, root: str | Path | None) -> dict[str, object]:
     if dataset != "imagefolder":
         return out
     base = Path(root or DEFAULT_ROOT).expanduser()
-    files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                   and not p.name.startswith("."))
+    files = _all_image_files(base) if base.is_dir() else []
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.relative_to(base).as_posix()}:{f.stat().st_size}\n".encode())

@@ -112,10 +112,18 @@ class RunData:
     test_x: torch.Tensor
     test_y: torch.Tensor
 
+    @property
+    def labelled(self) -> bool:
+        """Whether the run has labels to probe with; without (an unlabelled image folder), the
+        test split is the pool's first images with label -1 and evaluation is label-free."""
+        return len(self.train_y) > 0 and len(self.test_y) > 0 and int(self.test_y.min()) >= 0
+
 
 def load_run_data(d: DataConfig, batch_size: int, device: torch.device) -> RunData:
     """Load the SSL pool and the labelled train/test splits (first ``data.*_limit`` images) of the
-    run's data section ``d``; a pool smaller than ``batch_size`` is refused. With ``data.stream``
+    run's data section ``d``; a pool smaller than ``batch_size`` is refused. Without labels (an
+    unlabelled image folder, or one without a test split) the test split is the pool's first
+    ``data.test_limit`` images, labelled -1 (:attr:`RunData.labelled`). With ``data.stream``
     the images stay in host memory and batches are copied to the device."""
     if d.dataset == "torch":
         raise ConfigError("data.dataset=torch is invalid here: allowed only with the Python API's "
@@ -135,6 +143,9 @@ def load_run_data(d: DataConfig, batch_size: int, device: torch.device) -> RunDa
                          f"({len(ssl)} images); allowed at most {len(ssl)}")
     train_x, train_y = get("train", d.train_limit)
     test_x, test_y = get("test", d.test_limit)
+    if len(train_x) == 0 or len(test_x) == 0:  # no labels (or no test split): label-free evaluation
+        test_x = ssl_x[:d.test_limit].to(where)  # a view of the pool on the same device
+        test_y = torch.full((len(test_x),), -1, dtype=torch.int64, device=device)
     spec = dataset_spec(d.dataset)
     if d.dataset == "imagefolder":  # stored size and classes come from the data
         spec = dataclasses.replace(spec, image_size=int(ssl_x.shape[-1]),

@@ -236,16 +236,19 @@ def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: Tra
     """Final evaluation: kNN, linear probe (final epoch) on frozen trunk features, the same probe
     on the randomly initialised trunk of the same seed and on the raw pixels, and the collapse
     verdict on the test-set projector outputs. ``backbone``: the run's trunk factory (default: the
-    config's), which builds the random-init baseline."""
-    out: dict[str, Any] = {}
-    tr = _features(model.online.backbone, data.train_x, augment, cfg, device)
+    config's), which builds the random-init baseline. Without labels (:attr:`RunData.labelled`)
+    only the collapse verdict and the ranks, on the pool's first images, with ``labelled`` false."""
+    out: dict[str, Any] = {"labelled": data.labelled}
     te = _features(model.online.backbone, data.test_x, augment, cfg, device)
-    out["knn_top1"] = float(knn_top1(tr, data.train_y, te, data.test_y, k=cfg.eval.knn_k,
-                                     temperature=cfg.eval.knn_temperature,
-                                     num_classes=data.spec.num_classes))
     z_test = _features(model.online, data.test_x, augment, cfg, device).double().cpu().numpy()
     out.update(collapse_verdict(z_test, cfg))
     out["effective_rank_trunk"] = metrics.effective_rank(te.double().cpu().numpy())
+    if not data.labelled:  # label-free: the collapse verdict and ranks on the pool's images
+        return out
+    tr = _features(model.online.backbone, data.train_x, augment, cfg, device)
+    out["knn_top1"] = float(knn_top1(tr, data.train_y, te, data.test_y, k=cfg.eval.knn_k,
+                                     temperature=cfg.eval.knn_temperature,
+                                     num_classes=data.spec.num_classes))
     if cfg.eval.linear_probe:
         res = _probe(tr, te, data, cfg, device)
         out["linear_top1"] = float(res["top1"])

@@ -307,7 +307,8 @@ def _after_step(run: _Run, clock: Clock, bar, lr_mult: float, mom: float,
     progress bar, checkpoint."""
     cfg, step, K = run.cfg, run.step, run.K
     log_now = step % cfg.log.every == 0 or step == K
-    knn_now = cfg.eval.knn_every > 0 and step % cfg.eval.knn_every == 0 and step < K
+    knn_now = (cfg.eval.knn_every > 0 and step % cfg.eval.knn_every == 0 and step < K
+               and run.data.labelled)
     spectra_now = (cfg.log.spectra_every > 0 and step % cfg.log.spectra_every == 0) or step == K
     ckpt_now = (cfg.log.checkpoint_every > 0 and step % cfg.log.checkpoint_every == 0) \
         or step == K or stopping
@@ -401,7 +402,7 @@ def _finish(run: _Run, clock: Clock) -> dict[str, Any]:
         "device": str(run.rt.device),
     }
     run.log_metrics({"step": K, "epoch": K / run.order.steps_per_epoch, "final": True,
-                     **{key: summary[key] for key in ("knn_top1", "effective_rank")}})
+                     **{key: summary[key] for key in ("knn_top1", "effective_rank") if key in summary}})
     if run.tb is not None:
         run.tb.summary(summary, K)
     write_json_atomic(summary_path, summary)
