@@ -54,14 +54,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop after N steps of this invocation (a checkpoint is written)")
     t.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotted overrides, e.g. optim.lr=0.05 predictor.name=linear")
-    e = sub.add_parser("eval", help="re-probe a run's last checkpoint; writes eval.json")
+    e = sub.add_parser("eval", help="re-probe a run's last (or a kept) checkpoint; writes "
+                       "eval.json (eval_step_N.json with --step)")
     e.add_argument("run_dir")
     e.add_argument("--device", default=None, help="override the run's device (cpu, cuda, ...)")
+    e.add_argument("--step", type=int, default=None, metavar="N",
+                   help="the checkpoint of step N (kept with log.keep_checkpoints)")
+    e.add_argument("overrides", nargs="*", metavar="eval.key=value",
+                   help="evaluation keys only, e.g. eval.probe_epochs=200 eval.knn_k=20")
     x = sub.add_parser("export", help="write a run's trained trunk as a plain state dict (+ .json)")
     x.add_argument("run_dir")
     x.add_argument("--out", default=None, help="file (default RUN_DIR/trunk.pt; inside a run "
                    "folder only trunk.pt)")
     x.add_argument("--force", action="store_true", help="replace --out (and its .json) if it exists")
+    x.add_argument("--step", type=int, default=None, metavar="N",
+                   help="the checkpoint of step N (kept with log.keep_checkpoints)")
     sub.add_parser("configs", help="list the shipped configs")
     c = sub.add_parser("print-config", help="print the resolved config (base, inheritance, overrides) as TOML")
     c.add_argument("--config", required=True, help="TOML file or shipped config name")
@@ -135,9 +142,10 @@ def _command(args: argparse.Namespace) -> int:
         elif args.command == "export":
             from realnet.eval.export import export_trunk
 
-            print(json.dumps(export_trunk(args.run_dir, args.out, force=args.force)))
+            print(json.dumps(export_trunk(args.run_dir, args.out, force=args.force, step=args.step)))
         else:
-            res = evaluate_run(args.run_dir, device=args.device)
+            res = evaluate_run(args.run_dir, device=args.device, step=args.step,
+                               overrides=args.overrides)
             print(json.dumps(res))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

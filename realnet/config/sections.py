@@ -189,13 +189,16 @@ class EvalConfig:
 class LogConfig:
     """Periods in optimiser steps. ``every``: a metrics.jsonl line; ``spectra_every``: a spectra
     snapshot (0 = only at the end); ``checkpoint_every``: an atomic checkpoint (0 = only at the
-    end); ``probe_size``: images in the fixed probe batch of the spectra snapshots;
+    end); ``keep_checkpoints``: also keep the checkpoint of every N-th step as
+    ``checkpoints/step_XXXXXXX.pt`` for later ``eval --step`` / ``export --step`` (0 = only
+    ``last.pt``); ``probe_size``: images in the fixed probe batch of the spectra snapshots;
     ``save_matrices``: keep the full F / Wp / view-correlation matrices in each snapshot;
     ``tensorboard``: also write TensorBoard events (:mod:`realnet.training.tblog`)."""
 
     every: int = knob(50, integer(1))
     spectra_every: int = knob(500, integer(0))
     checkpoint_every: int = knob(1000, integer(0))
+    keep_checkpoints: int = knob(0, integer(0))  # also keep every N-th step's as step_*.pt (0: last only)
     probe_size: int = knob(512, integer(2, 8192))
     save_matrices: bool = knob(True, flag())
     tensorboard: bool = knob(False, flag())  # also write <run>/tensorboard/ (extra: tensorboard)

@@ -414,7 +414,8 @@ def config_to_toml(cfg: TrainConfig) -> str:
 #: Config keys that cannot change a run's result (where the data lives, whether it may be fetched,
 #: whether it is streamed, whether TensorBoard also logs):
 #: a resume with other values is accepted and config.json takes the new ones.
-RESULT_NEUTRAL_KEYS = ("data.root", "data.download", "data.stream", "data.workers", "log.tensorboard")
+RESULT_NEUTRAL_KEYS = ("data.root", "data.download", "data.stream", "data.workers", "log.tensorboard",
+                       "log.keep_checkpoints")
 
 
 def result_changes(a: TrainConfig, b: TrainConfig) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -28,8 +28,8 @@ from analysis.jsonio import ensure_writable
 from analysis.runs import CONFIG, EVAL, write_json_atomic
 
 from realnet.data.augment import GPUAugment
-from realnet.training.checkpoint import CHECKPOINT, load_checkpoint, load_model_state
-from realnet.config.train_config import TrainConfig, read_run_config
+from realnet.training.checkpoint import checkpoint_at, load_checkpoint, load_model_state
+from realnet.config.train_config import TrainConfig, apply_overrides, read_run_config
 from realnet.training.progress import phase, progress_mode
 from realnet.data.pools import RunData
 from realnet.nets.ssl_model import SSLModel, build_ssl_model
@@ -37,7 +37,7 @@ from realnet.training.runtime import apply_thread_policy, resolve_runtime
 from analysis.errors import ConfigError
 
 __all__ = ["extract_features", "knn_top1", "knn_predict", "linear_probe", "knn_monitor",
-           "collapse_verdict", "evaluate_model", "evaluate_run"]
+           "collapse_verdict", "evaluate_model", "evaluate_run", "eval_file", "EVAL_OVERRIDE_PREFIX"]
 
 
 @torch.no_grad()
@@ -270,25 +270,40 @@ def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: Tra
 # ---------------------------------------------------------------------------------------------
 # re-evaluation of a finished (or interrupted) run
 # ---------------------------------------------------------------------------------------------
-def evaluate_run(folder: str | Path, *, device: str | None = None, data=None,
-                 backbone=None) -> dict[str, Any]:
-    """Re-probe the last checkpoint of a run folder (``python -m realnet eval``); writes and
-    returns ``eval.json``. A run trained on the Python API's own ``data`` /
-    ``backbone`` (:func:`realnet.training.trainer.train`) needs them again here."""
+#: The keys ``python -m realnet eval`` may override: the evaluation's own, never the training's.
+EVAL_OVERRIDE_PREFIX = "eval."
+
+
+def eval_file(step: int | None) -> str:
+    """The file an evaluation writes into its run folder: ``eval.json`` for the last checkpoint,
+    ``eval_step_XXXXXXX.json`` for a kept one."""
+    return EVAL if step is None else f"eval_step_{step:07d}.json"
+
+
+def evaluate_run(folder: str | Path, *, device: str | None = None, data=None, backbone=None,
+                 step: int | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Re-probe a checkpoint of a run folder (``python -m realnet eval``): the last one, or the
+    one of ``step`` (kept with ``log.keep_checkpoints``); ``overrides``: ``eval.*`` keys only (the
+    probe's epochs, kNN's k, ...). Writes and returns :func:`eval_file` (with the step and the
+    overrides). A run trained on the Python API's own ``data`` / ``backbone``
+    (:func:`realnet.training.trainer.train`) needs them again here."""
     from realnet.training.parts import OwnParts
 
     folder = Path(folder)
     cfg_path = folder / CONFIG
     if not cfg_path.is_file():
         raise ConfigError(f"{str(folder)!r}: no config.json; not a run folder")
-    if not (folder / CHECKPOINT).is_file():
-        raise ConfigError(f"{str(folder)!r}: no checkpoint ({CHECKPOINT}); nothing to evaluate yet")
-    ensure_writable(folder, "run folder")  # eval.json goes there
-    cfg = read_run_config(cfg_path)
+    bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(EVAL_OVERRIDE_PREFIX)]
+    if bad:
+        raise ConfigError(f"{' '.join(bad)}: eval takes overrides of eval.* keys only (the "
+                          "training's keys belong to the checkpoint)")
+    path = checkpoint_at(folder, step)
+    ensure_writable(folder, "run folder")  # the evaluation's file goes there
+    cfg = apply_overrides(read_run_config(cfg_path), overrides)
     if device is not None:
         cfg.device = device
     cfg.validate()
-    state = load_checkpoint(folder / CHECKPOINT)  # a damaged file is reported before any work
+    state = load_checkpoint(path)  # a damaged file is reported before any work
     rt = resolve_runtime(cfg)
     apply_thread_policy(cfg.train.threads, rt.device)
     own = OwnParts(data, backbone)
@@ -298,9 +313,10 @@ def evaluate_run(folder: str | Path, *, device: str | None = None, data=None,
     factory = own.backbone_factory(cfg, run_data.spec)
     augment = GPUAugment(cfg.augment_config(run_data.spec.channels), run_data.spec, out_size=cfg.data.image_size)
     model = build_ssl_model(cfg, run_data.spec, factory).to(rt.device)
-    load_model_state(model, state, folder / CHECKPOINT)
+    load_model_state(model, state, path)
     with phase("evaluation (kNN, linear probe and baselines)", shown):
         res = evaluate_model(model, run_data, augment, cfg, rt.device, backbone=factory)
-    res.update(step=state["step"], total_steps=state["total_steps"], complete=state["complete"])
-    write_json_atomic(folder / EVAL, res)
+    res.update(step=state["step"], total_steps=state["total_steps"], complete=state["complete"],
+               checkpoint=str(path.relative_to(folder)), overrides=list(overrides))
+    write_json_atomic(folder / eval_file(step), res)
     return res

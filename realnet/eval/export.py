@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.runs import (CHECKPOINT, CONFIG, RUN_INFO, read_json, refuse_inside_run,
+from analysis.runs import (CONFIG, RUN_INFO, read_json, refuse_inside_run,
                            write_json_atomic)
 
-from realnet.training.checkpoint import load_checkpoint, model_weights, save_checkpoint
+from realnet.training.checkpoint import checkpoint_at, load_checkpoint, model_weights, save_checkpoint
 from realnet.config.train_config import read_run_config
 from analysis.errors import ConfigError
 
@@ -45,9 +45,9 @@ EXPORT_FILES = ("trunk.pt", "trunk.json")
 
 
 def export_trunk(run_dir: str | Path, out: str | Path | None = None, *,
-                 force: bool = False) -> dict[str, Any]:
-    """Write ``out`` (default ``RUN_DIR/trunk.pt``) and ``out`` with ``.json``; returns the
-    metadata. ConfigError naming the file when the run has no config or checkpoint, when ``out``
+                 force: bool = False, step: int | None = None) -> dict[str, Any]:
+    """Write ``out`` (default ``RUN_DIR/trunk.pt``) and ``out`` with ``.json`` from the last
+    checkpoint, or the kept one of ``step``; returns the metadata. ConfigError naming the file when the run has no config or checkpoint, when ``out``
     lies inside a run folder other than as :data:`EXPORT_FILES`, or when ``out`` (or its
     ``.json``) exists and ``force`` is false."""
     run_dir = Path(run_dir)
@@ -58,15 +58,14 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None, *,
             raise ConfigError(f"--out {str(path)!r} exists; pass --force to replace it")
     if not (run_dir / CONFIG).is_file():
         raise ConfigError(f"{str(run_dir)!r}: no config.json; not a run folder")
-    if not (run_dir / CHECKPOINT).is_file():
-        raise ConfigError(f"{str(run_dir)!r}: no checkpoint ({CHECKPOINT}); nothing to export yet")
+    path = checkpoint_at(run_dir, step)
     cfg = read_run_config(run_dir / CONFIG)
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    weights = model_weights(state, run_dir / CHECKPOINT)
+    state = load_checkpoint(path)
+    weights = model_weights(state, path)
     trunk = {k[len(BACKBONE_PREFIX):]: v.detach().cpu().clone()
              for k, v in weights.items() if k.startswith(BACKBONE_PREFIX)}
     if not trunk:
-        raise ConfigError(f"{str(run_dir / CHECKPOINT)!r}: holds no {BACKBONE_PREFIX}* weights")
+        raise ConfigError(f"{str(path)!r}: holds no {BACKBONE_PREFIX}* weights")
     out = save_checkpoint(target, trunk)  # serialised in memory first: a full disk is an OSError
     info = read_json(run_dir / RUN_INFO)
     info = info if isinstance(info, dict) else {}

@@ -34,6 +34,9 @@ __all__ = [
     "remove_stale_temporaries",
     "load_model_state",
     "model_weights",
+    "keep_checkpoint",
+    "kept_steps",
+    "checkpoint_at",
     "CHECKPOINT",
 ]
 
@@ -51,6 +54,50 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
         tmp.write_bytes(buf.getbuffer())
     _fsync_dir(path.parent)
     return path
+
+
+def _kept_path(run_dir: Path, step: int) -> Path:
+    return run_dir / CHECKPOINT.parent / f"step_{step:07d}.pt"
+
+
+def keep_checkpoint(run_dir: str | Path, step: int) -> Path:
+    """Keep the run's current ``last.pt`` (of ``step``) as ``checkpoints/step_XXXXXXX.pt``
+    (``log.keep_checkpoints``): a hard link where the file system allows (no copy; a later
+    ``last.pt`` replaces its own name only), else a copy; atomic either way."""
+    run_dir = Path(run_dir)
+    last, kept = run_dir / CHECKPOINT, _kept_path(run_dir, step)
+    with atomic_file(kept) as tmp:
+        tmp.unlink()
+        try:
+            os.link(last, tmp)
+        except OSError:
+            tmp.write_bytes(last.read_bytes())
+    return kept
+
+
+def kept_steps(run_dir: str | Path) -> list[int]:
+    """The steps whose checkpoints a run kept (:func:`keep_checkpoint`), ascending."""
+    folder = Path(run_dir) / CHECKPOINT.parent
+    return sorted(int(p.stem[5:]) for p in folder.glob("step_*.pt") if p.stem[5:].isdigit())
+
+
+def checkpoint_at(run_dir: str | Path, step: int | None = None) -> Path:
+    """The checkpoint file of ``step`` (None: the last one): a kept checkpoint, or ``last.pt``
+    when it is of that step. ConfigError listing the steps there are when there is none."""
+    run_dir = Path(run_dir)
+    last = run_dir / CHECKPOINT
+    if step is None:
+        if not last.is_file():
+            raise ConfigError(f"{str(run_dir)!r}: no checkpoint ({CHECKPOINT}); nothing to use yet")
+        return last
+    if _kept_path(run_dir, step).is_file():
+        return _kept_path(run_dir, step)
+    if last.is_file() and load_checkpoint(last).get("step") == step:
+        return last
+    there = kept_steps(run_dir)
+    raise ConfigError(f"--step {step}: {str(run_dir)!r} has no checkpoint of that step (kept: "
+                      f"{', '.join(map(str, there)) or 'none'}, and the last one; train with "
+                      "log.keep_checkpoints=N to keep every N-th)")
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:

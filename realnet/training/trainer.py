@@ -37,6 +37,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -57,7 +58,8 @@ from realnet.eval import spectra
 from realnet.training.clock import Clock
 from realnet.training.failures import Interrupted, NonFiniteError, numerical_failure_is_divergence
 from realnet.training.checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_model_state,
-                                         load_checkpoint, restore_rng_state, save_checkpoint)
+                                         keep_checkpoint, load_checkpoint, restore_rng_state,
+                                         save_checkpoint)
 from realnet.config.train_config import (TrainConfig, config_diff, read_run_config,
                                          config_to_dict, inert_keys, result_changes)
 from realnet.nets.backbones import BackboneFactory
@@ -87,6 +89,10 @@ _PROBE_SEED, _PROBE_PICK_SEED = 2, 3
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
+#: Keys that may change on a resume: the run's length (:func:`_extend`).
+EXTENDABLE_KEYS = ("train.steps", "train.epochs")
+
+
 def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
     """Write config.json, or check that the one there is this config (a resume); keys of
     :data:`realnet.config.train_config.RESULT_NEUTRAL_KEYS` may differ (config.json then takes the new values). Called only
@@ -94,11 +100,11 @@ def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
     path = out / CONFIG
     if path.exists():
         old = read_run_config(path)
-        diff = result_changes(old, cfg)
+        diff = [k for k in result_changes(old, cfg) if k not in EXTENDABLE_KEYS]
         if diff:
             raise ConfigError(f"--out {str(out)!r} holds a run with a different config (keys: "
                              f"{', '.join(diff)}); use a new --out folder, or the same config to "
-                             "resume it")
+                             "resume it (train.steps / train.epochs may grow: the run is extended)")
         if config_diff(old, cfg):
             write_json_atomic(path, config_to_dict(cfg))
     else:
@@ -218,6 +224,8 @@ def _resume(run: _Run) -> dict[str, Any] | None:
                   f"with {threads}: the run continues exactly, but its float reductions may differ in the "
                   "last bits from an uninterrupted run (bit-identical only at the same thread count)",
                   file=sys.stderr)
+        if state["total_steps"] != run.K:
+            _extend(run, state)
         if state["data_position"] != list(run.order.position(run.step)):
             raise RuntimeError(f"{run.ckpt_path}: data position {state['data_position']} does "
                                f"not match step {run.step}; the SSL pool changed since it was "
@@ -234,6 +242,36 @@ def _resume(run: _Run) -> dict[str, Any] | None:
     if run.rt.compile and run.shard is None:
         run.model.compile_encoders()
     return None
+
+
+def _extend(run: _Run, state: dict[str, Any]) -> None:
+    """A run resumed with another length (``train.steps`` / ``train.epochs``): from its checkpoint
+    on, the schedules (lr, EMA momentum) end at the new length ``run.K`` (the steps taken keep
+    theirs; with constant schedules, the default, the run equals one trained to ``run.K`` from
+    the start). A finished run's summary is kept as ``summary_step_XXXXXXX.json``; the metrics log
+    gets a line ``{"step", "schedule_end": {"from", "to"}}``; the checkpoint is rewritten with
+    the new length at once, so the change is made once. A length below the step reached is
+    refused."""
+    old_K, step = int(state["total_steps"]), int(state["step"])
+    if run.K < step:
+        raise ConfigError(f"train.steps={run.K} is below the step {step} the run in "
+                          f"{str(run.out)!r} reached: a run is extended, never shortened; use a "
+                          "new --out")
+    if not run.main:
+        return
+    summary, kept = run.out / SUMMARY, run.out / f"summary_step_{old_K:07d}.json"
+    moved = summary.exists()
+    if moved:
+        os.replace(summary, kept)
+    run.metrics_log.truncate_after(step)
+    run.metrics_log.write({"step": step, "schedule_end": {"from": old_K, "to": run.K}})
+    state["complete"] = False
+    state["total_steps"] = run.K
+    save_checkpoint(run.ckpt_path, state)
+    print(f"note: extending the run in {str(run.out)!r} from {old_K} to {run.K} steps at step "
+          f"{step}: the lr and EMA schedules now end at step {run.K}"
+          + (f"; the summary of step {old_K} is kept as {kept.name}" if moved else ""),
+          file=sys.stderr)
 
 
 def _checkpoint(run: _Run, final: bool = False) -> None:
@@ -310,8 +348,9 @@ def _after_step(run: _Run, clock: Clock, bar, lr_mult: float, mom: float,
     knn_now = (cfg.eval.knn_every > 0 and step % cfg.eval.knn_every == 0 and step < K
                and run.data.labelled)
     spectra_now = (cfg.log.spectra_every > 0 and step % cfg.log.spectra_every == 0) or step == K
+    keep_now = cfg.log.keep_checkpoints > 0 and step % cfg.log.keep_checkpoints == 0
     ckpt_now = (cfg.log.checkpoint_every > 0 and step % cfg.log.checkpoint_every == 0) \
-        or step == K or stopping
+        or step == K or stopping or keep_now
     line: dict[str, Any] = {}
     if log_now or knn_now or spectra_now or ckpt_now:
         _flush(run)  # every rank: the logged losses are the same all-reduced values
@@ -343,6 +382,8 @@ def _after_step(run: _Run, clock: Clock, bar, lr_mult: float, mom: float,
     if ckpt_now:
         run.train_time = clock.training_time()
         clock.monitored(lambda: _checkpoint(run, final=step == K))
+        if keep_now:
+            keep_checkpoint(run.out, step)
 
 
 #: Snapshot numbers copied into ``metrics.jsonl`` (and the progress line, TensorBoard) with a
