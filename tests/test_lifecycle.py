@@ -83,3 +83,28 @@ def test_extending_a_finished_run_equals_training_to_the_new_length(tmp_path, ca
         train(load_config("digits", FAST + ["train.steps=6"]), ext, quiet=True)
     with pytest.raises(ValueError, match="different config"):
         train(load_config("digits", FAST + ["train.steps=8", "optim.lr=0.1"]), ext, quiet=True)
+
+
+def test_the_online_probe_learns_without_touching_the_run_and_resumes_exactly(tmp_path):
+    """eval.online_probe: the SSL weights are bit-identical to a run without it; its head learns
+    (test top-1 far above the 10 % of chance on digits after 100 steps); stopped and resumed, its
+    logged accuracies and final head equal an uninterrupted run's."""
+    over = FAST + ["train.steps=100", "log.every=25", "log.spectra_every=0"]
+    plain = tmp_path / "plain"
+    train(load_config("digits", over), plain, quiet=True)
+    probe = tmp_path / "probe"
+    summary = train(load_config("digits", over + ["eval.online_probe=true"]), probe, quiet=True)
+    assert _equal(_weights(plain / "checkpoints" / "last.pt"), _weights(probe / "checkpoints" / "last.pt"))
+    assert summary["online_probe_test_top1"] > 50
+    logged = [json.loads(x).get("online_probe_top1") for x in (probe / "metrics.jsonl").read_text().splitlines()]
+    assert [v is not None for v in logged[:4]] == [True] * 4
+    resumed = tmp_path / "resumed"
+    assert train(load_config("digits", over + ["eval.online_probe=true"]), resumed, quiet=True,
+                 stop_after=40) is None
+    again = train(load_config("digits", over + ["eval.online_probe=true"]), resumed, quiet=True)
+    assert again["online_probe_test_top1"] == summary["online_probe_test_top1"]
+    by = lambda run: [json.loads(x).get("online_probe_top1") for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert by(resumed) == by(probe)
+    a = torch.load(probe / "checkpoints" / "last.pt", weights_only=True)["online_probe"]["head"]
+    b = torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)["online_probe"]["head"]
+    assert _equal(a, b)

@@ -157,7 +157,10 @@ class EvalConfig:
     """Monitors and final evaluation.
 
     kNN monitor (cosine-weighted, on trunk features of the labelled train split as the bank and the
-    test split as queries) every ``knn_every`` steps (0 = only at the end). Final linear probe on
+    test split as queries) every ``knn_every`` steps (0 = only at the end). ``online_probe``: a
+    linear classifier trained at every step on the trunk's detached features of labelled
+    training images, logged as ``online_probe_top1`` (:mod:`realnet.eval.online_probe`; the SSL
+    run itself is unchanged). Final linear probe on
     frozen trunk features, also on a randomly initialised trunk as the baseline
     (``random_init_baseline``) and on the raw normalised pixels (``pixel_baseline``).
 
@@ -168,6 +171,7 @@ class EvalConfig:
     hyper-parameters left at none use :func:`realnet.eval.evaluate.linear_probe`'s defaults."""
 
     knn_every: int = knob(0, integer(0))
+    online_probe: bool = knob(False, flag())  # a linear head trained during SSL (realnet.eval.online_probe)
     knn_k: int = knob(200, integer(1))
     knn_temperature: float = knob(0.1, number(0.0, 1e3, lo_open=True))
     linear_probe: bool = knob(True, flag())

@@ -67,6 +67,7 @@ from realnet.data.datasets import data_identity, input_facts
 from realnet.data.pools import RunData
 from realnet.training.distributed import Shard, any_rank, close_shard, init_shard, shard_from_env
 from realnet.eval.evaluate import evaluate_model, knn_monitor
+from realnet.eval.online_probe import OnlineProbe
 from realnet.nets.ssl_model import SSLModel
 from realnet.methods.ema import momentum_at
 from realnet.training.optim import lr_at
@@ -83,7 +84,7 @@ __all__ = ["train"]
 
 #: Offsets of the seeds of the loop's own generators (kept apart from the model seed and from
 #: the augmentation's, :data:`realnet.training.step.AUG_SEED`).
-_PROBE_SEED, _PROBE_PICK_SEED = 2, 3
+_PROBE_SEED, _PROBE_PICK_SEED, _ONLINE_PROBE_SEED = 2, 3, 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,6 +138,7 @@ class _Run:
     last_spectra: dict[str, Any] | None = None
     tb: TensorBoardLog | None = None
     shard: Shard | None = None
+    online: OnlineProbe | None = None
 
     @property
     def main(self) -> bool:
@@ -191,7 +193,20 @@ def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None,
         for stale in stale_temporaries(out):  # a killed writer's leftovers (we hold the lock)
             stale.unlink(missing_ok=True)
     return _Run(cfg, out, rt, data, order, K, step_fn, backbone, probe_images, t_start,
-                JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path, shard=shard)
+                JsonlLog(out / METRICS), JsonlLog(out / SPECTRA_LOG), ckpt_path, shard=shard,
+                online=_online_probe(cfg, data, step_fn, rt, shard))
+
+
+def _online_probe(cfg: TrainConfig, data: RunData, step_fn: TrainStep, rt: Runtime,
+                  shard: Shard | None) -> OnlineProbe | None:
+    """The run's online probe (``eval.online_probe``; rank 0 only, labelled data only)."""
+    if not cfg.eval.online_probe or not (shard is None or shard.main):
+        return None
+    if not data.labelled:
+        print("note: eval.online_probe: the data has no labels; no online probe", file=sys.stderr)
+        return None
+    feat_dim = step_fn.model.online.projector.net[0].in_features
+    return OnlineProbe(feat_dim, data.spec.num_classes, cfg.seed * 1000 + _ONLINE_PROBE_SEED, rt.device)
 
 
 def _same_data_or_refuse(run: _Run, now: dict[str, Any]) -> None:
@@ -217,6 +232,8 @@ def _resume(run: _Run) -> dict[str, Any] | None:
         run.step_fn.optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"], run.generators)
         run.step, run.window = state["step"], list(state["loss_window"])
+        if run.online is not None and "online_probe" in state:
+            run.online.load_state_dict(state["online_probe"])
         run.elapsed_before, run.train_time = state["elapsed_s"], state["train_time_s"]
         threads = state.get("threads")
         if run.rt.device.type == "cpu" and threads is not None and threads != torch.get_num_threads():
@@ -286,6 +303,7 @@ def _checkpoint(run: _Run, final: bool = False) -> None:
         "rng": capture_rng_state(run.generators), "loss_window": list(run.window),
         "elapsed_s": run.elapsed(), "train_time_s": run.train_time,
         "threads": torch.get_num_threads(),
+        **({"online_probe": run.online.state_dict()} if run.online is not None else {}),
     })
 
 
@@ -336,6 +354,9 @@ def _one_step(run: _Run) -> tuple[float, float]:
         _flush(run)
         raise
     run.step = k + 1
+    if run.online is not None:
+        run.online.step(run.model.online.backbone, run.data.train_x, run.data.train_y,
+                        run.step_fn.augment.normalise, cfg.train.batch_size)
     return lr_mult, mom
 
 
@@ -363,6 +384,8 @@ def _after_step(run: _Run, clock: Clock, bar, lr_mult: float, mom: float,
         line.update(loss=float(np.mean(run.window)) if run.window else float("nan"),
                     images_per_s=cfg.train.batch_size * max(len(run.window), 1) / max(dt, 1e-9))
         run.window.clear()
+        if run.online is not None and (top1 := run.online.window_top1()) is not None:
+            line["online_probe_top1"] = top1
     if knn_now:
         line["knn_top1"] = clock.monitored(lambda: knn_monitor(
             run.model, run.data, run.step_fn.augment, cfg, run.rt.device))
@@ -432,6 +455,10 @@ def _finish(run: _Run, clock: Clock) -> dict[str, Any]:
         last = json.loads(lines[-1]) if lines else {}
         run.last_spectra = last if last.get("step") == K else clock.monitored(
             lambda: _snapshot(run))
+    if run.online is not None:
+        result["online_probe_test_top1"] = run.online.test_top1(
+            run.model.online.backbone, run.data.test_x, run.data.test_y,
+            run.step_fn.augment.normalise, cfg.eval.batch_size)
     summary = {
         **result,
         "steps": K,
