@@ -42,13 +42,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from dynamics.directset import LOSS_SCALE
+
 from .errors import ConfigError
 
 __all__ = ["TheoryHParams", "CONVENTIONS", "LOSS_SCALE", "map_hparams", "time_of_steps"]
 
-#: ``method.loss`` -> one pair's loss as a multiple of Eqn 1's ``1/2 ||p - z||^2`` (the cosine
-#: loss on the normalised vectors). A test pins it to ``realnet.methods.losses``.
-LOSS_SCALE: dict[str, float] = {"cosine": 2.0, "l2": 1.0}
 
 #: ``name -> (apply the momentum factor 1/(1-m), count the symmetrised loss as 2 terms and the
 #: loss scale)``.

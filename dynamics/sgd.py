@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .directset import directset_spectrum
 from .linalg import eigh_desc, sym
 
 from ._validate import check_in_range, check_nonnegative, check_positive
@@ -80,13 +81,10 @@ def directset_p(e, cfg: DirectPredConfig = DirectPredConfig()) -> np.ndarray:
     """DirectSet(alpha) spectrum (THEORY section 3): ``p_j = max((max(e_j, 0)/e_max)^alpha + eps,
     floor)`` along the last axis (the eigenvalues of :func:`directpred_wp`); with ``cj != 0``
     (Table 7's form) ``p_j = max(e_j/e_max - cj, floor)^alpha``. An all-zero ``e`` gives
-    ``max(eps, floor)`` (``max(-cj, floor)^alpha``)."""
-    e = np.clip(np.asarray(e, dtype=np.float64), 0.0, None)
-    top = np.max(e, axis=-1, keepdims=True)
-    rel = np.divide(e, top, out=np.zeros_like(e), where=top > 0)
-    if cfg.cj != 0:
-        return np.maximum(rel - cfg.cj, cfg.floor) ** cfg.alpha
-    return np.maximum(rel ** cfg.alpha + cfg.eps, cfg.floor)
+    ``max(eps, floor)`` (``max(-cj, floor)^alpha``). The rule is
+    :func:`dynamics.directset.directset_spectrum`, the one realnet's predictors use."""
+    return directset_spectrum(np.asarray(e, dtype=np.float64), alpha=cfg.alpha, eps=cfg.eps,
+                              floor=cfg.floor, cj=cfg.cj)
 
 
 def running_correlation(F_hat: np.ndarray | None, f: np.ndarray, rho: float) -> np.ndarray:

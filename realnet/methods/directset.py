@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 
+from dynamics.directset import directset_spectrum
 from realnet.methods.losses import at_least_float32
 from analysis.errors import ConfigError
 
@@ -27,20 +28,6 @@ def batch_moment(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor
 def running_update(prev: torch.Tensor, new: torch.Tensor, rho: float, first: torch.Tensor | bool) -> torch.Tensor:
     """``rho prev + (1 - rho) new``, or ``new`` when ``first`` (the first batch initialises)."""
     return torch.where(torch.as_tensor(first, device=new.device), new, rho * prev + (1.0 - rho) * new)
-
-
-def directset_spectrum(s: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1, floor: float = 1e-4,
-                       cj: float = 0.0) -> torch.Tensor:
-    """Predictor eigenvalues ``p_j`` from correlation eigenvalues ``s_j`` (THEORY.md section 3).
-
-    ``r_j = max(s_j, 0) / s_max``. ``cj == 0``: ``p_j = max(r_j^alpha + eps, floor)`` (DirectPred at
-    ``alpha = 1/2``, DirectSet(alpha) otherwise). ``cj != 0``: ``p_j = max(r_j - cj, floor)^alpha``.
-    """
-    s_pos = s.clamp_min(0)
-    r = s_pos / s_pos.amax(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
-    if cj != 0:
-        return (r - cj).clamp_min(floor).pow(alpha)
-    return (r.pow(alpha) + eps).clamp_min(floor)
 
 
 def directpred_weight(F: torch.Tensor, *, alpha: float = 0.5, eps: float = 0.1, floor: float = 1e-4,

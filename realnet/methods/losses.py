@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from dynamics.directset import LOSS_SCALE
+
 __all__ = ["byol_cosine", "l2_loss", "LOSSES", "StepOutput", "ssl_loss", "at_least_float32"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,13 +50,13 @@ def byol_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     _check_pair(p, z)
     p = F.normalize(at_least_float32(p), dim=1)
     z = F.normalize(at_least_float32(z), dim=1)
-    return (2.0 - 2.0 * (p * z).sum(dim=1)).mean()
+    return (LOSS_SCALE["cosine"] * (1.0 - (p * z).sum(dim=1))).mean()  # = 2 - 2 cos, bit for bit
 
 
 def l2_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Plain L2 loss of the linear theory, ``J = 1/2 mean_i ||p_i - z_i||^2`` (Eqn 1)."""
     _check_pair(p, z)
-    return 0.5 * (at_least_float32(p) - at_least_float32(z)).pow(2).sum(dim=1).mean()
+    return LOSS_SCALE["l2"] * 0.5 * (at_least_float32(p) - at_least_float32(z)).pow(2).sum(dim=1).mean()
 
 
 #: ``method.loss`` -> loss of one ordered view pair.
