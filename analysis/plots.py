@@ -35,13 +35,18 @@ def _save(plt, fig, path: Path) -> Path:
     return path
 
 
+
+def _legend_below(ax) -> None:
+    """The panel's legend under it, in two columns: it covers no data point wherever they lie."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, fontsize=6.5)
+
 def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
     """2 x 2 panels: (a) ``s_j / s_max`` by mode, measured and predicted; (b) predicted against
     measured ``s_j / s_max`` (log-log, the diagonal is agreement); (c) ``p_j`` by mode, measured and
     predicted (and ``p / p_max`` when the loss is scale-free in ``Wp``); (d) ``sigma2_j`` by mode
     with the predicted and measured fates."""
     tab, pred = data["table"], data["pred"]
-    plt, fig, ax = _figure(2, 2, (8.4, 6.2))
+    plt, fig, ax = _figure(2, 2, (8.4, 7.6))
     j = tab["mode"]
     alive = tab["survives_meas"].astype(bool)
     # a predicted (or measured) 0 has no place on a log axis: it is drawn on a line a decade
@@ -69,7 +74,7 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
     a.axhline(metrics.COLLAPSE_REL_TOL, color="0.6", lw=0.8, ls=":", label="collapse rule")
     a.set(xlabel="mode $j$ (0 = largest)", ylabel=f"$s_j / s_{{max}}$ ({kind})",
           title="(a) spectrum at the last snapshot")
-    a.legend(loc="best", fontsize=6.5, framealpha=0.7)
+    _legend_below(a)
 
     b = ax[0, 1]
     if pred is not None:
@@ -83,7 +88,7 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
         b.plot([lo, 1.2], [lo, 1.2], color="0.5", lw=0.8, ls="--")
         b.set(xlabel="predicted $s_j / s_{max}$", ylabel="measured $s_j / s_{max}$",
               title="(b) predicted vs measured")
-        b.legend(loc="upper left")
+        _legend_below(b)
     else:
         b.text(0.5, 0.5, "no mode-level theory\nfor this predictor", ha="center", va="center",
                transform=b.transAxes)
@@ -102,7 +107,7 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
                 c.plot(j, pp / np.nanmax(pp), "--", color="C3", lw=0.8, label="predicted $p / p_{max}$")
     c.set(xlabel="mode $j$", ylabel="$p_j$", title="(c) predictor eigenvalue along $u_j$")
     if c.get_legend_handles_labels()[0]:
-        c.legend(loc="best", fontsize=6.5)
+        _legend_below(c)
     else:
         c.text(0.5, 0.5, "no linear predictor", ha="center", va="center", transform=c.transAxes)
 
@@ -118,7 +123,7 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
                    label="predicted collapse")
     d.set(xlabel="mode $j$", ylabel=r"$\sigma^2_j$ = (same $-$ cross) / cross",
           title="(d) augmentation strength per mode")
-    d.legend(loc="best")
+    _legend_below(d)
     title = "no theory" if pred is None else pred.equations
     fig.suptitle(f"{data['run'].name}: {data['run'].config.get('predictor', {}).get('name')} "
                  f"- {title}", fontsize=8)

@@ -73,6 +73,7 @@ def _add_common(p: argparse.ArgumentParser, t_end: float) -> None:
     p.add_argument("--solver", default="rk4", help=f"one of {FIXED_STEP_METHODS + SCIPY_METHODS}")
     p.add_argument("--n-save", type=int, default=201)
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary on stdout")
+    p.add_argument("--plot", action="store_true", help="also draw what was computed: OUT/plot.png")
 
 
 def _cmd_modes(args: argparse.Namespace) -> dict:
@@ -119,6 +120,11 @@ def _cmd_modes(args: argparse.Namespace) -> dict:
         summary["fate_match_fraction"] = float(np.mean(pred.survives == survived))
     _write(Path(args.out), summary, {"t": traj.t, "p": traj.p, "s": traj.s, "tau": traj.tau,
                                      **{f"axis_{k}": v for k, v in axes.items()}}, "trajectories")
+    if args.plot:
+        from .cliplot import plot_modes
+
+        flat = lambda x: x.reshape(len(traj.t), -1)  # noqa: E731
+        _said(plot_modes(traj.t, flat(traj.p), flat(traj.s), args.s_floor, args.out))
     return summary
 
 
@@ -142,6 +148,10 @@ def _cmd_scalar(args: argparse.Namespace) -> dict:
     }
     _write(Path(args.out), summary, {"t": traj.t, "w_p": traj.w_p, "w": traj.w, "w_a": traj.w_a,
                                      **{f"axis_{k}": v for k, v in axes.items()}}, "trajectories")
+    if args.plot:
+        from .cliplot import plot_scalar
+
+        _said(plot_scalar(traj.t, {"w_p": traj.w_p, "w": traj.w, "w_a": traj.w_a}, args.out))
     return summary
 
 
@@ -194,6 +204,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wp-std", "--wp_std", dest="wp_std", type=float, default=None,
                    help="std of the entries of Wp0 (default 1/sqrt(n2))")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary on stdout")
+    p.add_argument("--plot", action="store_true", help="also draw what was computed: OUT/plot.png")
 
 
 def add_solver_arguments(p: argparse.ArgumentParser) -> None:
@@ -226,11 +237,20 @@ def _initial(args: argparse.Namespace, **over) -> tuple[np.ndarray, np.ndarray |
     return initial_weights(args.n1, args.n2, **kw)
 
 
-def write_outputs(traj, out: str | Path) -> dict[str, Any]:
-    """Save ``summary.json`` and ``trajectory.npz`` under ``out``, say where on stderr (stdout
+def _said(path: Path) -> None:
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def write_outputs(traj, out: str | Path, plot: str | None = None) -> dict[str, Any]:
+    """Save ``summary.json`` and ``trajectory.npz`` under ``out`` (and, with ``plot`` naming the
+    dynamics, ``plot.png``: :func:`dynamics.cliplot.plot_matrix`), say where on stderr (stdout
     stays free for the summary), and return the summary."""
     js, npz = traj.save(out)
     print(f"wrote {js} and {npz}", file=sys.stderr)
+    if plot is not None:
+        from .cliplot import plot_matrix
+
+        _said(plot_matrix(traj.t, traj.states(), out, plot))
     return traj.to_dict()
 
 
@@ -243,7 +263,7 @@ def _run_matrix(args: argparse.Namespace) -> dict[str, Any]:
                             t_end=args.t_end, solver=args.solver, dt=args.dt,
                             n_save=args.n_save, sigma2=args.sigma2, progress=not args.quiet)
     traj.params["seed"] = args.seed
-    return write_outputs(traj, args.out)
+    return write_outputs(traj, args.out, "matrix gradient flow (Eqns 2-4)" if args.plot else None)
 
 
 def register_matrix(subparsers) -> argparse.ArgumentParser:
@@ -269,7 +289,7 @@ def _run_reduced(args: argparse.Namespace) -> dict[str, Any]:
                              t_end=args.t_end, solver=args.solver, dt=args.dt,
                              n_save=args.n_save, progress=not args.quiet)
     traj.params["seed"] = args.seed
-    return write_outputs(traj, args.out)
+    return write_outputs(traj, args.out, "reduced dynamics (Eqns 7/62)" if args.plot else None)
 
 
 def register_reduced(subparsers) -> argparse.ArgumentParser:
@@ -303,7 +323,7 @@ def _run_sgd(args: argparse.Namespace) -> dict[str, Any]:
                         stop_grad=args.stop_grad, predictor=args.predictor,
                         symmetric_wp=args.symmetric_wp, directpred=dp, n_save=args.n_save,
                         seed=args.seed, sigma2=args.sigma2, progress=not args.quiet)
-    return write_outputs(traj, args.out)
+    return write_outputs(traj, args.out, "minibatch SGD of the linear network" if args.plot else None)
 
 
 def register_sgd(subparsers) -> argparse.ArgumentParser:

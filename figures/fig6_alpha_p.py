@@ -127,7 +127,7 @@ def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def plot(rows: list[dict[str, Any]], table: list[dict[str, Any]]):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 4.3), constrained_layout=True)
     styles = {0.0: ("C3", "predictor wd 0"), 4e-4: ("C0", "predictor wd 4e-4")}
     rand = np.array([r["random_init"] for r in rows])
     for ax in axes:
@@ -162,7 +162,8 @@ def plot(rows: list[dict[str, Any]], table: list[dict[str, Any]]):
           title=f"Eqn 17 at {CUTOFF:.0%} of the run", ylim=(-0.05, 1.05))
     for ax, letter in zip(axes, "abc"):
         label_panel(ax, letter)
-        ax.legend(loc="best", fontsize="small")
+        # under the panel, where it covers no data point
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="small")
     fig.suptitle("Fashion-MNIST CPU recipe, 5000 steps: SimSiam-style (no EMA), symmetrised linear "
                  "predictor (paper's Fig. 6)", fontsize=9)
     return fig
@@ -170,8 +171,18 @@ def plot(rows: list[dict[str, Any]], table: list[dict[str, Any]]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = sweep_figure_parser(NAME, __doc__, DEFAULT_SWEEP)
+    p.add_argument("--redraw", action="store_true",
+                   help="draw the figure again from OUT/fig6_alpha_p/summary.json (the numbers it "
+                        "plotted) instead of the runs, whose spectra a fresh clone lacks")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
+    if args.redraw:  # the figure again from the numbers it plotted (no run needed)
+        done = read_json(Path(args.out) / NAME / "summary.json")
+        if not isinstance(done, dict) or "runs" not in done:
+            p.exit(2, f"error: --redraw: {str(Path(args.out) / NAME / 'summary.json')!r} holds no runs\n")
+        out, written = render_figure(NAME, args.out, lambda: plot(done["runs"], done["cells"]))
+        print(f"{NAME}: redrawn from its summary.json ({len(done['runs'])} runs) into {out}")
+        return 0
     folders = sorted(d.parent for d in Path(args.sweep).glob("*/seed*/summary.json"))
     if not folders:
         p.exit(2, f"error: {args.sweep!r} holds no finished runs (run figures/sweeps/fig6_cpu.toml)\n")

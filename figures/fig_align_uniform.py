@@ -82,8 +82,11 @@ def setting_ends(sweep: Path) -> dict[str, dict[str, np.ndarray]]:
 def plot(paths: dict[str, dict[str, np.ndarray]], ends: dict[str, dict[str, np.ndarray]], title: str):
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 4.4), constrained_layout=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 5.4), constrained_layout=True)
     last_step = max((q["step"][-1] for q in paths.values()), default=0)
+    n_paths = {int(q["n_seeds"]) for q in paths.values()}
+    path_is = (f"mean of {n_paths.pop()} seeds" if len(n_paths) == 1 and min(n_paths) > 1 else
+               "one seed" if n_paths == {1} else "mean of its seeds with spectra (legend)")
     for i, label in enumerate(ends):
         col, e, p = f"C{i % 10}", ends[label], paths.get(label)
         n_path = int(p["n_seeds"]) if p is not None else 0
@@ -97,10 +100,11 @@ def plot(paths: dict[str, dict[str, np.ndarray]], ends: dict[str, dict[str, np.n
                ms=7, alpha=0.85)
     a.set(xlabel="uniformity  log E exp(-2 ||zi - zj||^2)  (lower: more uniform)",
           ylabel="alignment  E ||z1 - z2||^2  (lower: more aligned)",
-          title="alignment-uniformity plane (o start, path: mean over seeds, * each seed's end)")
+          title=f"alignment-uniformity plane (o start, path: {path_is}, * each seed's end)")
     b.set(xlabel="step", ylabel="effective rank (RankMe) of the probe outputs",
           title="effective rank over training")
-    a.legend(loc="lower left", fontsize="x-small")
+    # below the panels, where it covers no data
+    fig.legend(*a.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize="x-small")
     for ax, letter in zip((a, b), "ab"):
         label_panel(ax, letter)
     fig.suptitle(title, fontsize=9)

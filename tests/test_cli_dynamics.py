@@ -149,3 +149,23 @@ def test_a_grid_that_cannot_fit_in_memory_is_refused_before_allocating(tmp_path)
                             "--out", str(tmp_path / "m")], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "GiB are available" in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["modes", "--p0=-0.3,0.5", "--s0", "0.5", "--t-end", "5"],
+    ["scalar", "--t-end", "2"],
+    ["matrix", "--t-end", "0.5", "--n-save", "11"],
+    ["reduced", "--t-end", "0.5", "--n-save", "11"],
+    ["sgd", "--t-end", "0.2", "--n-save", "11"]])
+def test_plot_draws_what_was_computed(tmp_path, argv):
+    """``--plot`` writes OUT/plot.png beside the numbers (a PNG of the figure's size); without
+    it there is none."""
+    from PIL import Image
+
+    out = tmp_path / argv[0]
+    assert main([*argv, "--out", str(out), "--quiet", "--plot"]) == 0
+    with Image.open(out / "plot.png") as im:
+        assert im.format == "PNG" and im.size[0] > 2 * im.size[1] * 0.9  # two panels side by side
+    bare = tmp_path / "bare"
+    assert main([*argv, "--out", str(bare), "--quiet"]) == 0
+    assert not (bare / "plot.png").exists()
