@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,9 +20,11 @@ from .errors import ConfigError
 __all__ = ["REPORT_METRICS", "run_row", "group_runs", "report_runs", "markdown_table"]
 
 #: ``column -> (source, key)``: ``"summary"`` = the run's summary.json, ``"compare"`` = the
-#: summary of the comparison.
+#: summary of the comparison, ``"derived"``: ``gain`` = the linear probe minus the same probe on
+#: the same seed's random-init trunk (the paired gain the README reports).
 REPORT_METRICS: dict[str, tuple[str, str]] = {
     "linear_top1": ("summary", "linear_top1"),
+    "gain": ("derived", "gain"),
     "knn_top1": ("summary", "knn_top1"),
     "effective_rank": ("summary", "effective_rank"),
     "collapsed": ("summary", "collapsed"),
@@ -57,7 +60,9 @@ def run_row(run_dir: str | Path, convention: str = "continuous") -> dict[str, An
         row["verdict"] = report["verdict"]
     except ValueError as err:  # unfinished, no snapshots / no matrices: shown as such
         row["verdict"] = f"no comparison: {err}"
-    sources = {"summary": run.summary or {}, "compare": comp}
+    summ = run.summary or {}
+    gain = _number(summ.get("linear_top1")) - _number(summ.get("linear_top1_random_init"))
+    sources = {"summary": summ, "compare": comp, "derived": {"gain": gain}}
     for col, (src, key) in REPORT_METRICS.items():
         row[col] = _number(sources[src].get(key))
     return row
@@ -107,14 +112,27 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.4g}" + (f" +- {std:.2g}" if math.isfinite(std) else "")
 
 
+def _run_names(groups: list[dict[str, Any]]) -> dict[str, str]:
+    """Each run folder named relative to the folder all the runs share (``base/seed0``)."""
+    paths = [str(Path(r["run"]).resolve()) for g in groups for r in g["runs"]]
+    root = Path(os.path.commonpath(paths)) if len(paths) > 1 else Path(paths[0]).parent
+    if str(root) in paths:  # one run, or one run folder holding the others: keep a name
+        root = root.parent
+    return {r["run"]: Path(r["run"]).resolve().relative_to(root).as_posix()
+            for g in groups for r in g["runs"]}
+
+
 def markdown_table(groups: list[dict[str, Any]]) -> str:
-    """The markdown table of :func:`report_runs` (one line per group)."""
+    """The markdown table of :func:`report_runs` (one line per group, naming its run folders)."""
     cols = list(REPORT_METRICS)
-    lines = ["| group | n | not in the statistics | " + " | ".join(cols) + " |",
-             "|---|---|---|" + "---|" * len(cols)]
+    names = _run_names(groups)
+    lines = ["| group | runs | n | not in the statistics | " + " | ".join(cols) + " |",
+             "|---|---|---|---|" + "---|" * len(cols)]
     for g in groups:
         cells = [_fmt(*g["stats"][c][:2]) for c in cols]
-        lines.append(f"| {g['label']} | {len(g['runs'])} | {g['unfinished']} | " + " | ".join(cells) + " |")
+        runs = ", ".join(names[r["run"]] for r in g["runs"])
+        lines.append(f"| {g['label']} | {runs} | {len(g['runs'])} | {g['unfinished']} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -137,10 +155,11 @@ def report_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None,
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "report.csv", "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["group", "n_runs", "seeds", "not_in_statistics"] + [f"{c}_{s}" for c in REPORT_METRICS
-                                                                          for s in ("mean", "std", "n")])
+            w.writerow(["group", "runs", "n_runs", "seeds", "not_in_statistics"]
+                       + [f"{c}_{s}" for c in REPORT_METRICS for s in ("mean", "std", "n")])
             for g in groups:
-                w.writerow([g["label"], len(g["runs"]), " ".join(map(str, g["seeds"])), g["unfinished"]]
+                w.writerow([g["label"], " ".join(r["run"] for r in g["runs"]), len(g["runs"]),
+                            " ".join(map(str, g["seeds"])), g["unfinished"]]
                            + [f"{x:.6g}" if isinstance(x, float) else x
                               for c in REPORT_METRICS for x in g["stats"][c]])
         (out / "report.md").write_text(md + "\n")

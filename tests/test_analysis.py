@@ -169,17 +169,24 @@ def test_cli_report_groups_by_config_minus_seed(tmp_path, capsys):
     runs = [_directpred_run(tmp_path, "dp0", 0, top1=50.0),
             _directpred_run(tmp_path, "dp1", 1, perturb_dex=0.3, top1=60.0),
             _linear_run(tmp_path)]
+    for run, rand in zip(runs[:2], (40.0, 45.0)):  # the same seed's random-init probe
+        summ = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summ, "linear_top1_random_init": rand}))
     groups, md = report_runs(runs, tmp_path / "rep")
     assert len(groups) == 2
     dp = next(g for g in groups if "directpred" in g["label"])
     assert dp["seeds"] == [0, 1]
     mean, std, n = dp["stats"]["linear_top1"]
     assert (mean, n) == (55.0, 2) and std == pytest.approx(math.sqrt(50.0), rel=1e-12)
+    mean, std, n = dp["stats"]["gain"]  # paired: (50 - 40, 60 - 45)
+    assert (mean, n) == (12.5, 2) and std == pytest.approx(math.sqrt(12.5), rel=1e-12)
+    line = next(x for x in md.splitlines() if "directpred" in x)
+    assert f"{runs[0].name}, {runs[1].name}" in line  # each group names its run folders
     mean, std, _ = dp["stats"]["s_log10_err"]
     assert mean == pytest.approx(0.15, abs=TOL) and std == pytest.approx(0.3 / math.sqrt(2), abs=TOL)
     assert (tmp_path / "rep" / "report.csv").is_file()
     assert main(["report", *map(str, runs)]) == 0
-    assert "| group | n |" in capsys.readouterr().out
+    assert "| group | runs | n |" in capsys.readouterr().out
 
 
 def test_compare_without_a_mode_theory_still_diagnoses(tmp_path):
