@@ -202,10 +202,12 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
               ("spectrum_dex", "final spectrum error, decades\n(ranks alive in either; lower is better)", (0.0, _DEX_MAX)),
               ("spearman", "Spearman, predicted vs measured\nfinal mode values (higher is better)", (-0.6, 1.02)))
     plt, fig, axes = _figure(1, 3, (12.5, 0.5 * len(settings) + 2.8))
+    fig.set_layout_engine("constrained")
     colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")  # one colour per forecaster
+    step = 0.7 / max(len(names), 1)  # the forecasters of a row fill 70 % of it: rows stay apart
     for ax, (key, title, lim) in zip(axes[0], panels):
         for k, name in enumerate(names):
-            off = (k - (len(names) - 1) / 2) * 0.075
+            off = (k - (len(names) - 1) / 2) * step
             for i, setting in enumerate(settings):
                 e = next((x for x in summ if x["setting"] == setting and x["forecaster"] == name), None)
                 if e is None or e[key] is None:
@@ -214,7 +216,7 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
                 marker = _KIND_MARKERS[e["kind"]]
                 v, sd = e[key], e[key + "_std"] or 0.0
                 if v > lim[1]:
-                    ax.plot(lim[1], i + off, ">", ms=5, color=colours(k), mfc=face)
+                    ax.plot(lim[1], i + off, ">", ms=5, color=colours(k), mfc=face, clip_on=False)
                     continue
                 ax.errorbar(v, i + off, xerr=sd, fmt=marker, ms=4, color=colours(k), mfc=face, lw=0.8,
                             label=name + (" (ORACLE)" if e["kind"] == "oracle" else ""))
@@ -230,13 +232,11 @@ def plot_scorecard(card: dict[str, Any], path: str | Path) -> None:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.01))
+    fig.legend(handles, labels, loc="outside lower center", ncol=5)
     fig.suptitle(f"Forward predictions from the cutoff ({card['cutoff']:.0%} of each run) against "
                  "baselines; mean ± std over seeds\nfilled circle = theory, open square = "
                  "theory-free baseline, x = oracle (reads other runs' outcomes: a ceiling, not a "
-                 "forecast)", y=0.995, fontsize=9)
-    height = fig.get_figheight()
-    fig.tight_layout(rect=(0, min(0.35, 1.0 / height), 1, 1 - 0.6 / height))  # two title lines
+                 f"forecast); > = beyond {_DEX_MAX:g} decades, drawn at the edge", fontsize=9)
     fig.savefig(path)
     plt.close(fig)
 
