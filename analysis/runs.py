@@ -120,7 +120,7 @@ def atomic_file(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        if e.filename is None:  # a write's ENOSPC names no file: name the one being written
+        if e.filename is None and e.errno is not None:  # a write's ENOSPC names no file: name ours
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     except BaseException:
