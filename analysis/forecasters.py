@@ -19,7 +19,8 @@ from .cutoff import FLOOR, CutoffState, Measured
 from .predict import directset_config
 
 __all__ = ["TIME_GRID", "CLOCK_RANGE", "Forecast", "THEORIES", "BASELINES", "FORECASTERS", "cosine_modes",
-           "cosine_modes_clocked", "mode_clocks", "linear_mode_clocks", "l2_modes",
+           "cosine_modes_clocked", "cosine_modes_clocked_wd", "mode_clocks", "driven_mode_clocks",
+           "linear_mode_clocks", "l2_modes",
            "l2_modes_clocked", "l2_basin",
            "directset_threshold", "stepwise", "persistence", "all_survive", "all_collapse", "top_k",
            "log_linear", "trend", "ORACLES", "kind_of", "LOG_LINEAR_TAU_WINDOWS", "run_level_of",
@@ -101,7 +102,8 @@ def _fit_and_run(cut: CutoffState, flow: Callable[[np.ndarray | None, np.ndarray
 MAX_FLOW_EVALUATIONS = 20_000
 
 
-def _directset_flow(cut: CutoffState, loss: str, x: np.ndarray | float = 1.0) -> Callable[..., np.ndarray]:
+def _directset_flow(cut: CutoffState, loss: str, x: np.ndarray | float = 1.0,
+                    cosine_eta: float = 0.0) -> Callable[..., np.ndarray]:
     """The per-mode flow of a set predictor (``p = directset_p(s (1 + sigma2))``), from and to
     ``e = s (1 + sigma2)``: the eigenvalues of ``F = W (X + X') W^T``, which is what a run's ``F``
     (the correlation of the online outputs of both views) measures; ``s`` of the theory is the
@@ -112,14 +114,15 @@ def _directset_flow(cut: CutoffState, loss: str, x: np.ndarray | float = 1.0) ->
     in ``s`` (``p`` depends on ratios only), so ``d log s_m / dt`` depends on the relative
     spectrum alone; it is integrated in ``log s`` (:func:`scipy.integrate.solve_ivp`, LSODA) so
     that a spectrum shrinking as a whole (the L2 theory's total collapse) never underflows.
-    ``x``: the modes' clocks (:mod:`dynamics.cosine`; 1 = one clock for all)."""
+    ``x``: the modes' clocks (:mod:`dynamics.cosine`; 1 = one clock for all); ``cosine_eta``: the
+    weight decay of the cosine flow (0 but for :func:`cosine_modes_clocked_wd`)."""
     dp = directset_config(cut.config)
     sym = cut.hp.loss_terms == 2
     lam = 1.0 + cut.sigma2_filled
 
     def cosine(_p0: Any, e0: np.ndarray, t_end: float, t_eval: np.ndarray) -> np.ndarray:
         s0 = np.clip(e0, 0.0, None) / lam
-        traj = integrate_directset_modes(s0, loss=loss, sigma2=lam - 1.0, eta=0.0, tau=1.0,
+        traj = integrate_directset_modes(s0, loss=loss, sigma2=lam - 1.0, eta=cosine_eta, tau=1.0,
                                          directpred=dp, symmetric=sym, t_end=t_end, method="LSODA",
                                          n_save=257, x=x)
         return np.stack([np.interp(t_eval, traj.t, traj.e[:, j]) for j in range(s0.size)], axis=1)
@@ -220,6 +223,44 @@ def cosine_modes_clocked(cut: CutoffState, context: Mapping[str, Any]) -> Foreca
     if not _set_only(cut):
         return None
     return _clocked(cut, lambda x: _directset_flow(cut, "cosine", x), mode_clocks, None)
+
+
+def driven_mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
+    """Per-mode clocks of the cosine flow *with* the run's weight decay (THEORY.md section 5,
+    "Weight decay and the modes' clocks"): the clock multiplies the loss drive only, so the drive
+    a mode shows over the window is its measured log-rate plus the weight-decay rate,
+    ``d_m = r_m + 2 eta``, and ``x_m = d_m / l_m`` with ``l_m`` the loss part of the flow's rate at
+    unit clock. A mode whose drive the loss does not explain (``x_m <= 0``: it decays at the
+    weight-decay rate or faster while the loss would grow it, or the reverse) gets the smallest
+    clock, so it goes on decaying by weight decay alone instead of reviving at its neighbours'
+    pace (:func:`mode_clocks` gives it the median clock); only a mode whose ``l_m`` is too small to
+    tell (below 5 % over the window: at its fixed point) gets the median of the clocks found."""
+    dp = directset_config(cut.config)
+    lam = 1.0 + cut.sigma2_filled
+    sym = cut.hp.loss_terms == 2
+    ends = [np.clip(v, 0.0, None) / lam for v in (cut.s_prev, cut.s)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.mean([cosine_mode_rhs(v, directset_p(v * lam, dp), sigma2=lam - 1.0, symmetric=sym) / v
+                        for v in ends], axis=0)
+        drive = (np.log(ends[1]) - np.log(ends[0])) / time + 2.0 * cut.hp.eta
+        x = drive / loss
+    told = np.isfinite(loss) & (np.abs(loss * time) >= 0.05)
+    undriven = told & np.isfinite(drive) & (x <= 0)
+    ok = told & np.isfinite(x) & (x > 0)
+    fallback = float(np.median(x[ok])) if ok.any() else 1.0
+    x = np.where(ok, x, np.where(undriven, CLOCK_RANGE[0], fallback))
+    return np.clip(x, *CLOCK_RANGE)
+
+
+def cosine_modes_clocked_wd(cut: CutoffState, context: Mapping[str, Any]) -> Forecast | None:
+    """The challenger of :func:`cosine_modes_clocked` (declared in :data:`analysis.questions.CHALLENGERS`
+    before it was scored): the same cosine flow with the run's weight decay ``eta``
+    (:mod:`analysis.hparams`) and the clocks of :func:`driven_mode_clocks`."""
+    if not _set_only(cut):
+        return None
+    eta = cut.hp.eta
+    return _clocked(cut, lambda x: _directset_flow(cut, "cosine", x, cosine_eta=eta),
+                    driven_mode_clocks, None)
 
 
 def _clocked(cut: CutoffState, flow_of: Callable[[np.ndarray], Callable[..., np.ndarray]],
@@ -418,6 +459,7 @@ THEORIES: dict[str, Callable[[CutoffState, Mapping[str, Any]], Forecast | None]]
     "cosine_modes": cosine_modes,
     "cosine_modes_nominal": partial(cosine_modes, nominal=True),
     "cosine_modes_clocked": cosine_modes_clocked,
+    "cosine_modes_clocked_wd": cosine_modes_clocked_wd,
     "l2_modes": l2_modes,
     "l2_modes_nominal": partial(l2_modes, nominal=True),
     "l2_modes_clocked": l2_modes_clocked,

@@ -109,7 +109,7 @@ from .forecasters import (BASELINES, FORECASTERS, ORACLES, THEORIES, TIME_GRID, 
                           alignment_rows, eqn17_aligns, kind_of, log_rel, persistence,
                           run_level_of)
 from .jsonio import json_ready
-from .questions import QUESTIONS, compare, spearman
+from .questions import CHALLENGERS, QUESTIONS, compare, spearman
 from .runs import Run, load_run, require_finished
 from .errors import ConfigError
 
@@ -320,20 +320,43 @@ def questions_markdown(entries: Sequence[Mapping[str, Any]]) -> list[str]:
                         "theory; 16-84 % bootstrap over runs)",
                         ("question", "family", "declared theory", "strongest baseline", "runs",
                          "theory", "baseline", "difference", "wins / ties / losses"))
-    for e in entries:
-        if not e.get("n_runs"):
-            lines.append(f"| {e['question']} | {e['family']} | {e['theory']} | - | 0 | - | - | - | - |")
-            continue
-        f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        wtl = (f"{e['wins']} / {e['ties']} / {e['losses']}" if "wins" in e else "-")
-        lines.append(f"| {e['question']} | {e['family']} | {e['theory']} | {e['baseline']} | "
-                     f"{e['n_runs']} | {f(e['theory_value'])} | {f(e['baseline_value'])} | "
-                     f"{f(e['difference'])}{_interval(e.get('interval'))} | {wtl} |")
+    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    declared = [e for e in entries if e.get("role", "declared") == "declared"]
+    for e in declared:
+        lines.append(_question_line(e, e["theory"]))
+    challengers = [e for e in entries if e.get("role") == "challenger"]
+    if challengers:
+        lines += ["", *_table_head(
+            "Challengers (analysis.questions.CHALLENGERS: declared before they were scored): "
+            "against the strongest baseline, and paired against the theory they challenge",
+            ("question", "family", "challenger (declared on)", "strongest baseline", "runs", "theory",
+             "baseline", "difference", "wins / ties / losses", "against the declared theory"))[1:]]
+        for e in challengers:
+            v = e.get("versus_declared", {})
+            vs = (f"{f(v.get('difference'))}{_interval(v.get('interval'))}"
+                  + (f" ({v['wins']} / {v['ties']} / {v['losses']})" if "wins" in v else "")
+                  if v.get("n_runs") else "-")
+            lines.append(_question_line(e, f"{e['theory']} ({e['declared_on']})") + f" {vs} |")
     return lines + [""]
+
+
+def _question_line(e: Mapping[str, Any], name: str) -> str:
+    """One row of :func:`questions_markdown` (``name``: the theory as shown)."""
+    if not e.get("n_runs"):
+        return f"| {e['question']} | {e['family']} | {name} | - | 0 | - | - | - | - |"
+    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    wtl = (f"{e['wins']} / {e['ties']} / {e['losses']}" if "wins" in e else "-")
+    return (f"| {e['question']} | {e['family']} | {name} | {e['baseline']} | "
+            f"{e['n_runs']} | {f(e['theory_value'])} | {f(e['baseline_value'])} | "
+            f"{f(e['difference'])}{_interval(e.get('interval'))} | {wtl} |")
 
 
 def _declared_anywhere() -> set[str]:
     return {t for q in QUESTIONS for t in q.theory.values()}
+
+
+def _challengers() -> set[str]:
+    return {c.theory for c in CHALLENGERS}
 
 
 def markdown(card: Mapping[str, Any]) -> str:
@@ -357,7 +380,8 @@ def markdown(card: Mapping[str, Any]) -> str:
                               "path dex", "Spearman"))
         for e in ent:
             kind = ({"oracle": "ORACLE"}.get(e["kind"], e["kind"]) if e["kind"] != "theory" else
-                    "theory" if e["forecaster"] in _declared_anywhere() else "theory (after the fact)")
+                    "theory" if e["forecaster"] in _declared_anywhere() else
+                    "theory (challenger)" if e["forecaster"] in _challengers() else "theory (after the fact)")
             lines.append(f"| {e['forecaster']} | {kind} | "
                          f"{_cell(e['fate_acc'], e['fate_acc_std'], '.2f')} | "
                          f"{_cell(e['fate_bacc'], e['fate_bacc_std'], '.2f')} | "

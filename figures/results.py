@@ -11,6 +11,8 @@ arguments name, so a number in a table is the committed file's, never typed by h
   collapsed / finished runs.
 - ``questions DIR``: the pre-declared questions of the scorecard in ``DIR/scorecard.json``
   (:mod:`analysis.questions`): the declared theory against the strongest theory-free forecaster.
+- ``challengers DIR``: the same card's challengers (``analysis.questions.CHALLENGERS``), against
+  the strongest baseline and, paired, against the theory each challenges.
 
 ``--check`` rewrites nothing and exits 1 when a block differs from what the files give (the test
 suite runs it).
@@ -75,7 +77,7 @@ def _questions(folder: str) -> str:
     path = ROOT / folder / "scorecard.json"
     if not path.is_file():
         raise ConfigError(f"{path}: no such scorecard (run python -m analysis scorecard)")
-    qs = json.loads(path.read_text())["questions"]
+    qs = [q for q in json.loads(path.read_text())["questions"] if q.get("role", "declared") == "declared"]
     out = ["| question | declared theory | strongest baseline | runs | theory | baseline | "
            "difference [16-84 %] | wins / runs |", "|---|---|---|---|---|---|---|---|"]
     for q in qs:
@@ -87,7 +89,29 @@ def _questions(folder: str) -> str:
     return "\n".join(out) + "\n"
 
 
-KINDS: dict[str, Callable[..., str]] = {"sweep": _sweep, "questions": _questions}
+def _challengers(folder: str) -> str:
+    path = ROOT / folder / "scorecard.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such scorecard (run python -m analysis scorecard)")
+    qs = [q for q in json.loads(path.read_text())["questions"] if q.get("role") == "challenger"]
+    out = ["| question | challenger (declared on) | strongest baseline | runs | challenger | baseline | "
+           "difference [16-84 %] | against the theory it challenges [16-84 %] |",
+           "|---|---|---|---|---|---|---|---|"]
+    for q in qs:
+        if not q.get("n_runs"):
+            continue
+        lo, hi = q["interval"]
+        v = q["versus_declared"]
+        vs = (f"{_signed(v['difference'])} [{_signed(v['interval'][0])}, {_signed(v['interval'][1])}]"
+              + (f", {v['wins']} / {v['n_runs']} won" if "wins" in v else "")) if v.get("n_runs") else "-"
+        out.append(f"| {q['question']} | `{q['theory']}` ({q['declared_on']}) | `{q['baseline']}` | "
+                   f"{q['n_runs']} | {q['theory_value']:.3f} | {q['baseline_value']:.3f} | "
+                   f"{_signed(q['difference'])} [{_signed(lo)}, {_signed(hi)}] | {vs} |")
+    return "\n".join(out) + "\n"
+
+
+KINDS: dict[str, Callable[..., str]] = {"sweep": _sweep, "questions": _questions,
+                                        "challengers": _challengers}
 
 
 def render(text: str) -> str:

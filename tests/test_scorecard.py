@@ -408,7 +408,7 @@ def test_the_declared_theories_against_the_strongest_baseline_on_the_simulators(
     from analysis.questions import compare
 
     card = scorecard(list(sim_runs) + list(lin_runs))
-    got = {(e["question"], e["family"]): e for e in compare(card["rows"])}
+    got = {(e["question"], e["family"]): e for e in compare(card["rows"]) if e["role"] == "declared"}
     for q in ("fates", "path", "final_spectrum"):
         e = got[q, "linear"]
         assert e["theory"] == "l2_modes_clocked" and e["n_runs"] == 3
@@ -417,65 +417,38 @@ def test_the_declared_theories_against_the_strongest_baseline_on_the_simulators(
     assert e["theory"] == "cosine_modes_clocked" and e["baseline"] in ("persistence", "log_linear")
     assert e["wins"] == 3 and e["interval"][0] > 0
     assert got["order_rankme", "set"]["n_runs"] == 0  # 3 runs of one family: no ordering scored
+    # the challenger is scored the same way and paired with the theory it challenges
+    ch = [e for e in compare(card["rows"]) if e["role"] == "challenger" and e["question"] == "path"]
+    assert [e["theory"] for e in ch] == ["cosine_modes_clocked_wd"]
+    assert ch[0]["n_runs"] == 3 and ch[0]["versus_declared"]["baseline"] == "cosine_modes_clocked"
+    assert ch[0]["versus_declared"]["n_runs"] == 3
+    # and the declared entries are the same with or without it (the challengers' own resampling)
+    declared = [e for e in compare(card["rows"]) if e["role"] == "declared"]
+    assert declared == compare([r for r in card["rows"] if r["forecaster"] != "cosine_modes_clocked_wd"])
 
 
-def test_a_cutoff_without_a_snapshot_near_it_is_refused_and_intervals_contain_their_estimate(sim_runs, tmp_path):
-    """The cutoff is what it says: when the first snapshot after 15 % of the run lies more than
-    5 % of the run later (snapshots every 250 of 300 steps put it at 83 %), the run is refused for
-    that cutoff, naming the step it would have used. Every ordering's bootstrap interval contains
-    its point estimate."""
-    import shutil
+def test_driven_clocks_let_an_undriven_mode_decay_where_the_declared_fit_revives_it():
+    """Four modes over one window: the top one shrinks and mode 1 grows, both as the loss drives
+    them; modes 2 and 3, which the loss would grow (l_m > 0), decay at exactly the weight-decay
+    rate (no drive) and faster. The declared fit (mode_clocks) gives modes 2 and 3 the median clock
+    of modes 0 and 1 (the flow then grows them); driven_mode_clocks gives mode 1 its log-rate plus
+    2 eta over l_1, and modes 2 and 3 the smallest clock (they go on decaying)."""
+    from types import SimpleNamespace
 
-    from analysis.errors import ConfigError
-    from analysis.scorecard import orderings
+    from analysis.forecasters import CLOCK_RANGE, driven_mode_clocks, mode_clocks
+    from dynamics.cosine import cosine_mode_rhs
+    from dynamics.sgd import directset_p
 
-    run_dir = tmp_path / "cell" / "seed0"
-    shutil.copytree(sim_runs[0], run_dir)
-    run = load_run(run_dir)
-    steps = run.snapshot_steps
-    c = cutoff_state(run).step
-    final = steps[-1]
-    for st in steps:  # keep the first, the last and one at 60 %: the cutoff would land there
-        if st not in (steps[0], final) and abs(st - 0.6 * final) > 0.05 * final:
-            (run_dir / "spectra" / f"step_{st:07d}.npz").unlink()
-    with pytest.raises(ConfigError, match=r"of the run later; .* nearly a backcast"):
-        cutoff_state(load_run(run_dir))
-    assert c <= (0.15 + 0.05) * final  # the intact run's cutoff was within the tolerance
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(12):  # one noisy forecaster over 12 runs, skewed to make resampling lopsided
-        meas = float(rng.integers(0, 4))
-        rows.append({"forecaster": "persistence", "run": str(i), "n_alive_pred": meas + rng.integers(0, 2),
-                     "n_alive_meas": meas, "pr_pred": None, "pr_meas": 1.0, "rankme_pred": None,
-                     "rankme_meas": 1.0})
-    for e in orderings(rows, n_boot=200):
-        o = e["n_alive"]
-        if o["spearman"] is not None and o["ci16"] is not None:
-            assert o["ci16"] <= o["spearman"] <= o["ci84"]
-
-
-def test_compact_snapshots_keep_what_the_scorecard_reads(sim_runs, tmp_path):
-    """``snapshots.npz`` holds every snapshot in float32 (bootstrap replicates float16); analysis
-    reads it in place of ``spectra/``, and the scorecard's numbers move by rounding only."""
-    import shutil
-
-    from analysis.runs import COMPACT_SNAPSHOTS, read_snapshot_file, snapshot_path, write_compact_snapshots
-
-    run_dir = tmp_path / "cell" / "seed0"
-    shutil.copytree(sim_runs[0], run_dir)
-    full = scorecard([run_dir])
-    out = write_compact_snapshots(run_dir)
-    assert out.name == COMPACT_SNAPSHOTS
-    run = load_run(run_dir)
-    assert run.compact is not None and run.snapshot_steps == load_run(sim_runs[0]).snapshot_steps
-    step = run.snapshot_steps[3]
-    orig, back = read_snapshot_file(snapshot_path(run_dir, step)), run.snapshot(step)
-    assert set(orig) == set(back)
-    np.testing.assert_allclose(back["F"], orig["F"], rtol=1e-6, atol=1e-6 * np.abs(orig["F"]).max())
-    shutil.rmtree(run_dir / "spectra")  # a fresh clone: the compact file only
-    compact = scorecard([run_dir])
-    for a, b in zip(full["rows"], compact["rows"]):
-        assert a["forecaster"] == b["forecaster"]
-        for k in ("path_dex", "spectrum_dex", "fate_bacc"):
-            if a.get(k) is not None:
-                assert b[k] == pytest.approx(a[k], abs=0.02), (a["forecaster"], k)
+    eta, time = 1e-3, 50.0
+    s_prev = np.array([1.0, 0.3, 0.1, 0.05])
+    s = s_prev * np.exp(np.array([-0.2, 0.5, -2 * eta * time, -0.3]))
+    cut = SimpleNamespace(s_prev=s_prev, s=s, sigma2_filled=np.zeros(4),
+                          hp=SimpleNamespace(eta=eta, loss_terms=2),
+                          config={"predictor": {"name": "directpred"}})
+    loss = np.mean([cosine_mode_rhs(v, directset_p(v), sigma2=0.0, symmetric=True) / v
+                    for v in (s_prev, s)], axis=0)
+    assert loss[0] < 0 and np.all(loss[1:] > 0)
+    old, new = mode_clocks(cut, time), driven_mode_clocks(cut, time)
+    np.testing.assert_allclose(old[2:], np.median(old[:2]), rtol=1e-12)  # revived at the median
+    np.testing.assert_allclose(new[1], (0.5 / time + 2 * eta) / loss[1], rtol=1e-12)
+    assert new[2] == new[3] == CLOCK_RANGE[0]
