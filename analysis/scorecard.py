@@ -330,7 +330,7 @@ def questions_markdown(entries: Sequence[Mapping[str, Any]]) -> list[str]:
             "Challengers (analysis.questions.CHALLENGERS: declared before they were scored): "
             "against the strongest baseline, and paired against the theory they challenge",
             ("question", "family", "challenger (declared on)", "strongest baseline", "runs", "theory",
-             "baseline", "difference", "wins / ties / losses", "against the declared theory"))[1:]]
+             "baseline", "difference", "wins / ties / losses", "against the declared theory"))]
         for e in challengers:
             v = e.get("versus_declared", {})
             vs = (f"{f(v.get('difference'))}{_interval(v.get('interval'))}"
