@@ -23,6 +23,7 @@ eigenvectors): near 1 means "not converged yet, heading there", near 0 "settled 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -194,22 +195,22 @@ def compare_run(run_dir: str | Path, *, convention: str = "continuous",
     the figures plot (per-mode table, spectra over time, collapse diagnostics)."""
     require_finished(run_dir)
     run = load_run(run_dir)
-    hp = map_hparams(run.config, convention)
+    hp = map_hparams(run.cfg, convention)
     first = run.snapshot(run.snapshot_steps[0]) if run.snapshot_steps else None
     final = run.final_snapshot()
     ref = None if first is None or "F" not in first else float(metrics.spectrum(first["F"])[0])
     meas = measure_modes(final, tol=tol, reference_smax=ref)
-    pred = predict_modes(meas, hp, run.config)
+    pred = predict_modes(meas, hp, run.cfg)
     tab = mode_table(meas, pred, _moving(run, meas, tol), _trend(run, meas, tol))
     summ = comparison_summary(tab, pred)
-    predictor = run.config.get("predictor", {}).get("name", "?")
+    predictor = run.cfg.predictor.name
     diag = collapse_diagnostics(run, tol=tol, rank_drop=rank_drop)
     t_end = float(time_of_steps([meas.step], hp, run.lr_log())[0])
     report = {
         "run": str(run.path),
         "predictor": predictor,
-        "method": run.config.get("method", {}),
-        "seed": run.config.get("seed"),
+        "method": dataclasses.asdict(run.cfg.method),
+        "seed": run.cfg.seed,
         "final_step": meas.step,
         "theory_time_final": t_end,
         "hparams": hp.to_dict(),

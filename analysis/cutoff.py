@@ -9,6 +9,7 @@ import numpy as np
 
 from . import metrics
 from .hparams import TheoryHParams, map_hparams
+from .runconfig import RunConfig, as_run_config
 from .runs import Run
 from .errors import ConfigError
 
@@ -44,11 +45,14 @@ class CutoffState:
     p_prev: np.ndarray | None
     alive: np.ndarray
     predictor: str
-    config: dict[str, Any]
+    config: RunConfig
     hp: TheoryHParams
     tol: float
     commutator: float | None = None        # relative ||[F, Wp]|| at the cutoff (linear predictors)
     commutator_prev: float | None = None   # the same at the snapshot before
+
+    def __post_init__(self) -> None:
+        self.config = as_run_config(self.config)  # a dict (tests, older callers) is read the same way
 
     @property
     def sigma2_filled(self) -> np.ndarray:
@@ -121,7 +125,7 @@ def cutoff_state(run: Run, *, cutoff: float = CUTOFF, tol: float = metrics.COLLA
     if "Wp" in snap and "Wp" in before:
         p = metrics.project_on_modes(snap["Wp"], U)
         p_prev = metrics.project_on_modes(before["Wp"], U)
-    cfg = run.config
+    cfg = run.cfg
     return CutoffState(
         step=c, prev_step=prev, final_step=final,
         target_steps=np.array([t for t in steps if t > c]),
@@ -129,7 +133,7 @@ def cutoff_state(run: Run, *, cutoff: float = CUTOFF, tol: float = metrics.COLLA
         sigma2=metrics.augmentation_sigma2(same, cross), sigma2_ci=ci,
         n_pairs=snap.get("n_probe_pairs"), p=p, p_prev=p_prev,
         alive=~metrics.collapsed_mask(s, rel_tol=tol),
-        predictor=str(cfg.get("predictor", {}).get("name", "?")), config=cfg,
+        predictor=cfg.predictor.name, config=cfg,
         hp=map_hparams(cfg, convention), tol=tol,
         commutator=snap.get("relative_commutator"), commutator_prev=before.get("relative_commutator"))
 

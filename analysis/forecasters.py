@@ -154,9 +154,8 @@ def _directset_flow(cut: CutoffState, loss: str, x: np.ndarray | float = 1.0,
 
 
 def _set_only(cut: CutoffState) -> bool:
-    pc = cut.config.get("predictor", {})
-    return (cut.predictor in _SET_PREDICTORS and int(pc.get("partitions", 1)) == 1
-            and int(pc.get("feature_blocks", 1)) == 1)
+    pc = cut.config.predictor
+    return cut.predictor in _SET_PREDICTORS and pc.partitions == 1 and pc.feature_blocks == 1
 
 
 def cosine_modes(cut: CutoffState, context: Mapping[str, Any], *, nominal: bool = False,
@@ -319,7 +318,7 @@ def _linear_units(cut: CutoffState) -> tuple[float, float]:
     them already (1, 1). Under the cosine loss the scales are free; the top mode is placed at its
     stable fixed point: ``p`` scaled so that its ``p`` is ``p*_+`` (Eqn 16), ``s`` so that it
     sits on the parabola ``s = p^2 / alpha_p`` (Eqn 14 with ``c = 0``)."""
-    if cut.config.get("method", {}).get("loss", "cosine") == "l2" or cut.p is None or cut.p[0] <= 0:
+    if cut.config.method.loss == "l2" or cut.p is None or cut.p[0] <= 0:
         return 1.0, 1.0
     _, p_plus = fixed_point_branches(1.0, cut.hp.eta, cut.sigma2_filled)
     if not np.isfinite(p_plus[0]):

@@ -46,6 +46,7 @@ import numpy as np
 from dynamics.directset import LOSS_SCALE
 
 from .errors import ConfigError
+from .runconfig import RunConfig, as_run_config
 
 __all__ = ["TheoryHParams", "CONVENTIONS", "LOSS_SCALE", "map_hparams", "time_of_steps"]
 
@@ -88,18 +89,8 @@ class TheoryHParams:
         return d
 
 
-def _get(cfg: Mapping[str, Any], key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ConfigError(f"config: missing key {key!r} (not a resolved run config?)")
-        node = node[part]
-    return node
-
-
-def _number(cfg: Mapping[str, Any], key: str, lo: float, hi: float, *, lo_open: bool = False,
+def _number(key: str, v: Any, lo: float, hi: float, *, lo_open: bool = False,
             hi_open: bool = False) -> float:
-    v = _get(cfg, key)
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
     if ok:
         ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
@@ -109,7 +100,7 @@ def _number(cfg: Mapping[str, Any], key: str, lo: float, hi: float, *, lo_open: 
     return float(v)
 
 
-def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> TheoryHParams:
+def map_hparams(cfg: RunConfig | Mapping[str, Any], convention: str = "continuous") -> TheoryHParams:
     """Theory hyperparameters of a resolved run config (module docstring for the formulas):
 
     ``a = lr * loss_scale * loss_terms * momentum_factor``, ``alpha_p = predictor.lr_ratio``,
@@ -119,16 +110,17 @@ def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> Theor
     if convention not in CONVENTIONS:
         raise ConfigError(f"convention: must be one of {sorted(CONVENTIONS)}, got {convention!r}")
     use_momentum, count_symmetric = CONVENTIONS[convention]
-    lr = _number(cfg, "optim.lr", 0.0, np.inf, lo_open=True)
-    m = _number(cfg, "optim.momentum", 0.0, 1.0, hi_open=True)
-    wd = _number(cfg, "optim.weight_decay", 0.0, np.inf)
-    alpha_p = _number(cfg, "predictor.lr_ratio", 0.0, np.inf, lo_open=True)
-    wd_p_raw = _get(cfg, "predictor.weight_decay")
-    wd_p = wd if wd_p_raw is None else _number(cfg, "predictor.weight_decay", 0.0, np.inf)
-    method = _get(cfg, "method.name")
-    symmetric = bool(_get(cfg, "method.symmetric"))
+    c = as_run_config(cfg)
+    lr = _number("optim.lr", c.optim.lr, 0.0, np.inf, lo_open=True)
+    m = _number("optim.momentum", c.optim.momentum, 0.0, 1.0, hi_open=True)
+    wd = _number("optim.weight_decay", c.optim.weight_decay, 0.0, np.inf)
+    alpha_p = _number("predictor.lr_ratio", c.predictor.lr_ratio, 0.0, np.inf, lo_open=True)
+    wd_p = wd if c.predictor.weight_decay is None else _number(
+        "predictor.weight_decay", c.predictor.weight_decay, 0.0, np.inf)
+    method = c.method.name
+    symmetric = c.method.symmetric
     terms = 2 if (symmetric and count_symmetric) else 1
-    loss = _get(cfg, "method.loss")
+    loss = c.method.loss
     if loss not in LOSS_SCALE:
         raise ConfigError(f"config: method.loss={loss!r} is invalid: allowed {sorted(LOSS_SCALE)}")
     scale = LOSS_SCALE[loss] if count_symmetric else 1.0
@@ -137,17 +129,17 @@ def map_hparams(cfg: Mapping[str, Any], convention: str = "continuous") -> Theor
     notes: list[str] = []
     beta = gamma = None
     if method == "byol":
-        gamma = _number(cfg, "method.ema", 0.0, 1.0)
+        gamma = _number("method.ema", c.method.ema, 0.0, 1.0)
         beta = (1.0 - gamma) / a
-        if _get(cfg, "method.ema_schedule") != "constant":
-            notes.append(f"EMA schedule {_get(cfg, 'method.ema_schedule')!r}: beta is its value at "
+        if c.method.ema_schedule != "constant":
+            notes.append(f"EMA schedule {c.method.ema_schedule!r}: beta is its value at "
                          "step 0 and decreases to 0 by the end")
     elif method != "simsiam":
         raise ConfigError(f"config: method.name={method!r} is invalid: allowed 'byol' or 'simsiam'")
-    if _get(cfg, "optim.name") != "sgd":
-        notes.append(f"optimiser {_get(cfg, 'optim.name')!r}: per-layer step rescaling; a is "
+    if c.optim.name != "sgd":
+        notes.append(f"optimiser {c.optim.name!r}: per-layer step rescaling; a is "
                      "nominal")
-    if _get(cfg, "optim.schedule") != "constant" or int(_get(cfg, "optim.warmup_steps")) > 0:
+    if c.optim.schedule != "constant" or c.optim.warmup_steps > 0:
         notes.append("lr schedule: use time_of_steps with the logged learning rates for t")
     if use_momentum and m > 0:
         notes.append(f"momentum {m:g}: continuous limit, effective lr = lr/(1-m) = {lr / (1 - m):g}")

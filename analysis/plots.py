@@ -125,7 +125,7 @@ def plot_predicted_vs_measured(data: dict[str, Any], path: str | Path) -> Path:
           title="(d) augmentation strength per mode")
     _legend_below(d)
     title = "no theory" if pred is None else pred.equations
-    fig.suptitle(f"{data['run'].name}: {data['run'].config.get('predictor', {}).get('name')} "
+    fig.suptitle(f"{data['run'].name}: {data['run'].cfg.predictor.name} "
                  f"- {title}", fontsize=8)
     fig.tight_layout()
     return _save(plt, fig, Path(path))

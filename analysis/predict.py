@@ -52,6 +52,7 @@ from dynamics.sgd import DirectPredConfig
 
 from . import metrics
 from .hparams import TheoryHParams
+from .runconfig import RunConfig, as_run_config
 
 __all__ = ["MeasuredModes", "measure_modes", "ModePrediction", "THEORIES", "predict_modes",
            "directset_config"]
@@ -140,14 +141,6 @@ class ModePrediction:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _predictor_cfg(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
-    return cfg.get("predictor", {})
-
-
-def _loss(cfg: Mapping[str, Any]) -> str:
-    return cfg.get("method", {}).get("loss", "cosine")
-
-
 def _usable_sigma2(measured: MeasuredModes) -> tuple[np.ndarray, np.ndarray]:
     """``(ok, sigma2)``: modes with a positive cross-view moment, and their ``sigma2`` clipped at
     0 (``same >= cross`` holds in expectation by Cauchy-Schwarz; a slightly negative estimate is
@@ -157,7 +150,7 @@ def _usable_sigma2(measured: MeasuredModes) -> tuple[np.ndarray, np.ndarray]:
     return ok, np.where(ok, np.clip(np.nan_to_num(sigma2), 0.0, None), 0.0)
 
 
-def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any]) -> ModePrediction:
+def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig | Mapping[str, Any]) -> ModePrediction:
     """L2 theory of a trained linear predictor (Eqns 11-16), tau = 1."""
     ok, sigma2 = _usable_sigma2(measured)
     lam = 1.0 + sigma2
@@ -177,7 +170,7 @@ def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any
     if hp.eta_p != hp.eta:
         notes.append("predictor weight decay differs from the online one: s_rel uses "
                      "s = eta_p p^2 / (alpha_p eta), same shape")
-    scale_free = _loss(cfg) == "cosine"
+    scale_free = as_run_config(cfg).method.loss == "cosine"
     if scale_free:
         notes.append("cosine loss: the scale of Wp is free; compare p / p_max as well")
     return ModePrediction("linear-l2", "Eqns 11-16 (p*_+ of Eqn 16, eta_c, parabola of Eqn 14), "
@@ -185,34 +178,33 @@ def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any
                           scale_free, "cross", {"eta_c": eta_c})
 
 
-def directset_config(cfg: Mapping[str, Any]) -> DirectPredConfig:
+def directset_config(cfg: RunConfig | Mapping[str, Any]) -> DirectPredConfig:
     """The DirectSet(alpha) settings of a run's predictor (DirectCopy: alpha = 1,
     eps = eps_copy, no floor beyond 1e-12), with its c_j (Table 7's form) for DirectPred."""
-    pc = _predictor_cfg(cfg)
-    if pc.get("name") == "directcopy":
-        return DirectPredConfig(freq=int(pc.get("freq", 1)), rho=float(pc.get("rho", 0.3)),
-                                eps=float(pc.get("eps_copy", 0.25)), floor=1e-12, alpha=1.0)
-    return DirectPredConfig(freq=int(pc.get("freq", 1)), rho=float(pc.get("rho", 0.3)),
-                            eps=float(pc.get("eps", 0.1)), floor=float(pc.get("floor", 1e-4)),
-                            alpha=float(pc.get("alpha", 0.5)), cj=float(pc.get("cj", 0.0)))
+    pc = as_run_config(cfg).predictor
+    if pc.name == "directcopy":
+        return DirectPredConfig(freq=pc.freq, rho=pc.rho, eps=pc.eps_copy, floor=1e-12, alpha=1.0)
+    return DirectPredConfig(freq=pc.freq, rho=pc.rho, eps=pc.eps, floor=pc.floor, alpha=pc.alpha,
+                            cj=pc.cj)
 
 
-def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any]) -> ModePrediction:
+def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig | Mapping[str, Any]) -> ModePrediction:
     """Cosine-loss theory of a set predictor (dynamics.cosine), or the L2 collapse."""
     dp = dataclasses.replace(directset_config(cfg), cj=0.0)  # the closed forms below are eps-form only
-    pc = _predictor_cfg(cfg)
+    c = as_run_config(cfg)
+    pc = c.predictor
     notes = [f"DirectSet alpha = {dp.alpha:g}, eps = {dp.eps:g}, floor = {dp.floor:g}"]
-    if float(pc.get("cj", 0.0)) != 0.0:
+    if pc.cj != 0.0:
         notes.append("c_j ablation (p = sqrt(s/s_max - c_j)) is not covered: prediction uses cj = 0")
-    if int(pc.get("freq", 1)) > 1:
+    if pc.freq > 1:
         notes.append("freq > 1: the predictor trains by SGD between settings; not modelled")
-    if int(pc.get("partitions", 1)) > 1:
+    if pc.partitions > 1:
         notes.append("partitions > 1: piecewise-linear (hyperplane-partitioned) predictor; not modelled")
-    if int(pc.get("feature_blocks", 1)) > 1:
+    if pc.feature_blocks > 1:
         notes.append("feature_blocks > 1: block-diagonal predictor; not modelled")
     ok, sigma2 = _usable_sigma2(measured)
     d = sigma2.size
-    if _loss(cfg) == "l2":
+    if c.method.loss == "l2":
         rate = l2_directset_rate(sigma2=float(np.median(sigma2[ok])) if ok.any() else 0.0,
                                  eps=dp.eps, eta=hp.eta)
         notes.append(f"L2 loss: total collapse predicted, late rate of log s = {rate:.3g} per unit "
@@ -236,7 +228,7 @@ def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: Mapping[str, Any
 
 
 #: ``predictor.name -> f(measured_final, hparams, config) -> ModePrediction``.
-THEORIES: dict[str, Callable[[MeasuredModes, TheoryHParams, Mapping[str, Any]], ModePrediction]] = {
+THEORIES: dict[str, Callable[[MeasuredModes, TheoryHParams, RunConfig], ModePrediction]] = {
     "linear": _linear_l2,
     "directpred": _directset,
     "directcopy": _directset,
@@ -244,7 +236,8 @@ THEORIES: dict[str, Callable[[MeasuredModes, TheoryHParams, Mapping[str, Any]], 
 
 
 def predict_modes(measured: MeasuredModes, hp: TheoryHParams,
-                  cfg: Mapping[str, Any]) -> ModePrediction | None:
+                  cfg: RunConfig | Mapping[str, Any]) -> ModePrediction | None:
     """The prediction for the run's predictor, or None when no theory covers it."""
-    fn = THEORIES.get(_predictor_cfg(cfg).get("name"))
-    return None if fn is None else fn(measured, hp, cfg)
+    c = as_run_config(cfg)
+    fn = THEORIES.get(c.predictor.name)
+    return None if fn is None else fn(measured, hp, c)

@@ -50,7 +50,7 @@ def run_row(run_dir: str | Path, convention: str = "continuous") -> dict[str, An
     run = load_run(run_dir)
     status = run_status(run_dir)
     info = read_json(Path(run_dir) / RUN_INFO)
-    row: dict[str, Any] = {"run": str(run.path), "seed": run.config.get("seed"),
+    row: dict[str, Any] = {"run": str(run.path), "seed": run.cfg.seed,
                            "config": run.config, "status": status,
                            "inert_keys": list(info.get("inert_keys", [])) if isinstance(info, dict) else []}
     comp: dict[str, Any] = {}

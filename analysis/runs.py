@@ -30,6 +30,7 @@ folder, renamed over the target; removed if the write fails), :func:`write_json_
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -42,6 +43,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 from .errors import ConfigError
+from .runconfig import RunConfig
 
 __all__ = ["Run", "load_run", "read_jsonl", "read_json", "read_snapshot_file", "snapshot_path",
            "COMPACT_SNAPSHOTS", "write_compact_snapshots", "read_compact_snapshots",
@@ -286,7 +288,7 @@ class Run:
     and a fresh clone compute the same numbers; else from ``spectra/``)."""
 
     path: Path
-    config: dict[str, Any]
+    config: dict[str, Any]  # config.json as written; read settings through ``cfg``
     metrics: list[dict[str, Any]]
     spectra_lines: list[dict[str, Any]]
     summary: dict[str, Any] | None
@@ -296,6 +298,11 @@ class Run:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @functools.cached_property
+    def cfg(self) -> RunConfig:
+        """The run's settings, typed, with the defaults of :mod:`analysis.runconfig`."""
+        return RunConfig.from_dict(self.config)
 
     def snapshot(self, step: int) -> dict[str, Any]:
         if step not in self.snapshot_steps:
@@ -358,8 +365,9 @@ def load_run(path: str | Path) -> Run:
         raise ConfigError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
     try:
         config = json.loads(cfg_path.read_text())
+        RunConfig.from_dict(config)  # a config of another shape is named here, once
     except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{str(cfg_path)!r} is not valid JSON ({e})") from None
+        raise ConfigError(f"{str(cfg_path)!r} is not a valid run config ({e})") from None
     summary_path = path / SUMMARY
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     steps = []

@@ -178,14 +178,14 @@ def scorecard(run_dirs: Sequence[str | Path], *, cutoff: float = CUTOFF,
         same = [j for j in range(len(runs)) if j != i and _setting(runs[j]) == _setting(run)]
         others = same or [j for j in range(len(runs)) if j != i]
         context = {"top_k": round(float(np.mean([meas[j].n_alive for j in others]))) if others else None}
-        base = {"run": str(run.path), "setting": _setting(run), "seed": run.config.get("seed"),
+        base = {"run": str(run.path), "setting": _setting(run), "seed": run.cfg.seed,
                 "predictor": cut.predictor, "cutoff_step": cut.step, "final_step": cut.final_step,
                 "n_modes": int(cut.s.size), "n_alive_cutoff": int(cut.alive.sum()),
                 "n_alive_final": m.n_alive, "total_collapse": m.total_collapse,
                 "n_probe_pairs": cut.n_pairs,
                 "sigma2_ci_width_median": (None if cut.sigma2_ci is None else
                                            float(np.nanmedian(cut.sigma2_ci[1] - cut.sigma2_ci[0])))}
-        align += [{"run": str(run.path), "setting": _setting(run), "seed": run.config.get("seed"), **r}
+        align += [{"run": str(run.path), "setting": _setting(run), "seed": run.cfg.seed, **r}
                   for r in alignment_rows(cut, m)]
         for name, fn in FORECASTERS.items():
             try:

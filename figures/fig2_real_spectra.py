@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.runs import load_run, read_json
+from analysis.runs import load_run
 from analysis.errors import ConfigError
 
 from ._common import (doc_summary, DEFAULT_OUT, FigureData, STYLE, label_panel, param_colors, rows,
@@ -53,15 +53,13 @@ class Config:
 
 
 def _default_label(run: str) -> str:
-    cfg_path = Path(run) / "config.json"
-    if cfg_path.is_file():
-        pred = json.loads(cfg_path.read_text()).get("predictor", {})
-        name = pred.get("name", "?")
-        if name == "linear":
-            return "linear, SGD" + (", symmetrised" if pred.get("symmetrize") else "")
-        if name == "directpred":
-            return f"DirectPred (eps {pred.get('eps')}, freq {pred.get('freq')})"
-        return name
+    if (Path(run) / "config.json").is_file():
+        pred = load_run(run).cfg.predictor
+        if pred.name == "linear":
+            return "linear, SGD" + (", symmetrised" if pred.symmetrize else "")
+        if pred.name == "directpred":
+            return f"DirectPred (eps {pred.eps:g}, freq {pred.freq})"
+        return pred.name
     return Path(run).name
 
 
@@ -145,13 +143,12 @@ TOP_MODES = 8
 
 def _run_caption(folder: str) -> str:
     """``\n<dataset>, <steps> steps, <arch> x<width>`` from the run's config.json ('' if absent)."""
-    cfg = read_json(Path(folder) / "config.json")
-    if not isinstance(cfg, dict):
+    if not (Path(folder) / "config.json").is_file():
         return ""
-    steps = cfg.get("train", {}).get("steps") or f"{cfg.get('train', {}).get('epochs')} epochs"
-    model = cfg.get("model", {})
-    return (f"\n{cfg.get('data', {}).get('dataset')}, {steps} steps,\n"
-            f"{model.get('arch')} x{model.get('width')}, {cfg.get('predictor', {}).get('name')}")
+    cfg = load_run(folder).cfg
+    steps = cfg.train.steps or f"{cfg.train.epochs:g} epochs"
+    return (f"\n{cfg.data.dataset}, {steps} steps,\n"
+            f"{cfg.model.arch} x{cfg.model.width:g}, {cfg.predictor.name}")
 
 
 def plot(data: FigureData, cfg: Config):

@@ -52,15 +52,14 @@ def _cutoff_line(run_dir: Path, step: int) -> dict[str, Any]:
 
 def run_row(run_dir: Path) -> dict[str, Any]:
     """The numbers of one finished run (see the module docstring)."""
-    cfg, summ = read_json(run_dir / "config.json"), read_json(run_dir / "summary.json")
+    summ = read_json(run_dir / "summary.json")
     if not isinstance(summ, dict):
         raise ConfigError(f"{run_dir}: not finished (no summary.json)")
     run = load_run(run_dir)
-    wd_p = cfg["predictor"]["weight_decay"]
+    cfg = run.cfg
     row: dict[str, Any] = {
-        "run": str(run_dir), "alpha_p": float(cfg["predictor"]["lr_ratio"]),
-        "wd_p": float(cfg["optim"]["weight_decay"] if wd_p is None else wd_p),
-        "seed": int(cfg["seed"]), "linear_top1": float(summ["linear_top1"]),
+        "run": str(run_dir), "alpha_p": cfg.predictor.lr_ratio, "wd_p": cfg.predictor_weight_decay,
+        "seed": int(cfg.seed or 0), "linear_top1": float(summ["linear_top1"]),
         "random_init": float(summ["linear_top1_random_init"]),
         "collapsed": bool(summ["collapsed"]), "effective_rank": float(summ["effective_rank"])}
     row["gain"] = row["linear_top1"] - row["random_init"]
@@ -73,10 +72,10 @@ def run_row(run_dir: Path) -> dict[str, Any]:
             row["cutoff_step"] = int(cut.step)
             row["eqn17_holds"] = bool(ok is not None and bool(np.all(ok)))
             line = _cutoff_line(run_dir, cut.step)
-            d = int(cfg["model"]["proj_dim"])
+            d = cfg.model.proj_dim
             row["rank_cutoff"] = float(line["effective_rank"])
-            row["collapsed_cutoff"] = bool(line["effective_rank"] < cfg["eval"]["collapse_rank"] or
-                                           line["normalised_std"] < cfg["eval"]["collapse_std_fraction"] / math.sqrt(d))
+            row["collapsed_cutoff"] = bool(line["effective_rank"] < cfg.eval.collapse_rank or
+                                           line["normalised_std"] < cfg.eval.collapse_std_fraction / math.sqrt(d))
     return row
 
 

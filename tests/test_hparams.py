@@ -82,10 +82,14 @@ def test_bad_input_names_the_key():
     bad["optim"]["momentum"] = 1.0
     with pytest.raises(ValueError, match="optim.momentum"):
         map_hparams(bad)
-    missing = copy.deepcopy(_cfg())
+    missing = copy.deepcopy(_cfg())  # a run written before a key existed: realnet's default
     del missing["optim"]["lr"]
+    assert map_hparams(missing).a == pytest.approx(map_hparams({**_cfg(), "optim": {
+        **_cfg()["optim"], "lr": 0.03}}).a, rel=REL)
+    wrong = copy.deepcopy(_cfg())
+    wrong["optim"]["lr"] = "0.03"
     with pytest.raises(ValueError, match="optim.lr"):
-        map_hparams(missing)
+        map_hparams(wrong)
     with pytest.raises(ValueError, match="convention"):
         map_hparams(_cfg(), "nope")
     with pytest.raises(ValueError, match="steps"):
