@@ -11,6 +11,8 @@ arguments name, so a number in a table is the committed file's, never typed by h
   collapsed / finished runs.
 - ``questions DIR``: the pre-declared questions of the scorecard in ``DIR/scorecard.json``
   (:mod:`analysis.questions`): the declared theory against the strongest theory-free forecaster.
+- ``numerics FAST PLAIN``: the numerics tool's verdict (:mod:`realnet.tools.numerics`) on the
+  settings two sweeps share, run by run (bf16 against fp32).
 - ``challengers DIR``: the same card's challengers (``analysis.questions.CHALLENGERS``), against
   the strongest baseline and, paired, against the theory each challenges.
 
@@ -110,8 +112,36 @@ def _challengers(folder: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _runs_csv(folder: str) -> dict[str, dict[str, str]]:
+    path = ROOT / folder / "runs.csv"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such sweep runs (run python -m realnet.sweeps.tables)")
+    with open(path, newline="") as fh:
+        return {r["run"]: r for r in csv.DictReader(fh)}
+
+
+def _numerics(fast: str, plain: str) -> str:
+    """The numerics tool's verdict (:func:`realnet.tools.numerics.agreement`) on the run folders
+    two sweeps share: per setting and metric, the difference of means (``fast - plain``) against
+    the pooled seed standard deviation; the paths agree when it is at most 2."""
+    from realnet.tools.numerics import TOLERANCE_SD, agreement
+
+    a, b = _runs_csv(fast), _runs_csv(plain)
+    cells = sorted({r.rsplit("/", 1)[0] for r in a} & {r.rsplit("/", 1)[0] for r in b})
+    out = ["| setting | metric | bf16 - fp32 (mean over seeds) | pooled seed sd | ratio | verdict |",
+           "|---|---|---|---|---|---|"]
+    for cell in cells:
+        seeds = sorted(r.rsplit("/", 1)[1] for r in a if r.rsplit("/", 1)[0] == cell and r in b)
+        for metric in ("linear_top1", "knn_top1", "effective_rank"):
+            g = agreement([_num(a[f"{cell}/{s}"][metric]) for s in seeds],
+                          [_num(b[f"{cell}/{s}"][metric]) for s in seeds])
+            out.append(f"| {cell} ({len(seeds)} seeds) | {metric} | {g['diff']:+.2f} | {g['pooled_sd']:.2f} | "
+                       f"{g['ratio']:.2f} | {'same' if g['same'] else 'DIFFERENT'} (<= {TOLERANCE_SD:g}) |")
+    return "\n".join(out) + "\n"
+
+
 KINDS: dict[str, Callable[..., str]] = {"sweep": _sweep, "questions": _questions,
-                                        "challengers": _challengers}
+                                        "challengers": _challengers, "numerics": _numerics}
 
 
 def render(text: str) -> str:
