@@ -538,3 +538,51 @@ def test_rerun_without_spectra_relaunches_finished_runs_that_lack_snapshots(tmp_
     assert again.launched == []  # finished: nothing to do by default
     sw.run_sweep(spec, tmp_path, quiet=True, launcher=again, rerun_without_spectra=True)
     assert sorted(again.launched) == ["base/seed1", "freq=2/seed0", "freq=2/seed1"]
+
+
+def test_the_submitit_backend_runs_every_run_as_one_job_array(tmp_path, monkeypatch):
+    """--submitit local: each unfinished run is a submitit job (here a local process); the jobs'
+    ids are written, every run finishes, and the same sweep command then has nothing left to run
+    and writes the tables."""
+    submitit = pytest.importorskip("submitit")
+    import realnet.sweeps.submitit_backend as backend
+    from realnet.sweeps.spec import sweep_from_dict
+
+    spec = sweep_from_dict({"name": "t", "base": "digits", "seeds": [0, 1],
+                            "overrides": {"train.steps": 2, "log.spectra_every": 0,
+                                          "eval.linear_probe": False},
+                            "tables": [{"name": "a", "settings": [{"label": "x"}]}]}, "t.toml")
+    jobs, real = [], backend.submit_runs
+    monkeypatch.setattr(backend, "submit_runs", lambda *a, **kw: jobs.extend(real(*a, **kw)) or jobs)
+    states = sw.run_sweep(spec, tmp_path, quiet=True, submitit="local")
+    assert set(states.values()) == {"new"} and len(jobs) == 2
+    assert all(isinstance(j, submitit.Job) for j in jobs)
+    assert [j.result() for j in jobs] == [0, 0]
+    ids = json.loads((tmp_path / backend.SUBMITIT_DIR / "jobs.json").read_text())
+    assert ids == {"base/seed0": jobs[0].job_id, "base/seed1": jobs[1].job_id}
+    assert set(sw.run_sweep(spec, tmp_path, quiet=True).values()) == {"done"}
+    assert (tmp_path / "tables.md").is_file()
+
+
+def test_a_preempted_submitit_job_stops_its_run_and_requeues_the_same_command(tmp_path):
+    """On pre-emption submitit calls checkpoint(): the running command gets SIGTERM (a trainer
+    checkpoints and exits) and the requeued job is the same command; sbatch options map to
+    submitit's parameters."""
+    import threading
+
+    pytest.importorskip("submitit")
+    from realnet.sweeps.submitit_backend import RunCommand, slurm_parameters
+
+    job = RunCommand([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path)
+    err: list[BaseException] = []
+    t = threading.Thread(target=lambda: err.append(pytest.raises(RuntimeError, job)))
+    t.start()
+    while job._proc is None:
+        pass
+    again = job.checkpoint()
+    t.join(timeout=30)
+    assert not t.is_alive() and "exited -15" in str(err[0].value)
+    assert again.function.cmd == job.cmd and again.function is not job
+    assert slurm_parameters(["--gres=gpu:1", "--cpus-per-task=8"]) == {"gres": "gpu:1", "cpus_per_task": "8"}
+    with pytest.raises(ValueError, match="--key=value"):
+        slurm_parameters(["-p gpu"])

@@ -256,7 +256,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
               rerun_without_spectra: bool = False,
               quiet: bool = False, aggregate: bool = True,
               tables: Sequence[str] | None = None, nproc: int = 1,
-              slurm: Sequence[str] | None = None) -> dict[str, str]:
+              slurm: Sequence[str] | None = None, submitit: str | None = None) -> dict[str, str]:
     """Plan, launch what is not finished, and aggregate. Returns {run folder: final state}.
 
     ``tables``: launch only the runs that these tables use (a sweep run in parts; the manifest
@@ -270,7 +270,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     nor ``snapshots.npz`` (runs committed before the compact snapshots were kept).
     ``nproc > 1``: every run under ``torchrun`` with that many processes (data-parallel).
     ``slurm`` (a list of ``#SBATCH`` options, possibly empty): write one batch script per run to
-    launch and ``submit_all.sh`` (:mod:`realnet.sweeps.launchers`) instead of running anything."""
+    launch and ``submit_all.sh`` (:mod:`realnet.sweeps.launchers`) instead of running anything.
+    ``submitit`` (a cluster name for submitit's ``AutoExecutor``, ``"auto"`` to let it choose):
+    submit the runs as one job array through submitit instead (:mod:`realnet.sweeps.submitit_backend`;
+    ``slurm`` then holds the ``--key=value`` options)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs={jobs!r} is invalid: allowed an integer >= 1")
     realnet_command(spec.base, Path("."), (), nproc=nproc)  # nproc checked before any work
@@ -303,6 +306,18 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     if conflicts:  # nothing is launched and no table is rewritten from a mix of configs
         raise ConfigError(f"{str(out)!r} holds runs of another config than the sweep file's: "
                          f"{', '.join(conflicts)}; use a new --out (or restore the sweep file)")
+    if submitit is not None:
+        from realnet.sweeps.submitit_backend import SUBMITIT_DIR, submit_runs
+
+        write_manifest(out, spec, plan)
+        jobs = submit_runs(out, spec.name, [(r.folder, realnet_command(spec.base, out / r.folder, r.overrides,
+                                                                       nproc=nproc)) for r in todo],
+                           root=Path(__file__).resolve().parents[2], options=slurm or (),
+                           cluster=None if submitit == "auto" else submitit)
+        say(f"{len(jobs)} job(s) submitted through submitit; ids in {out / SUBMITIT_DIR / 'jobs.json'}, "
+            "logs beside them; afterwards the same sweep command (or python -m realnet.sweeps.tables) "
+            "writes the tables")
+        return states
     if slurm is not None:
         write_manifest(out, spec, plan)
         paths = write_slurm_scripts(
@@ -400,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "instead of running them")
     p.add_argument("--slurm-option", action="append", default=[], metavar="OPTION",
                    help="an #SBATCH option for the scripts, e.g. --gres=gpu:1 (repeatable)")
+    p.add_argument("--submitit", nargs="?", const="auto", default=None, metavar="CLUSTER",
+                   help="submit the unfinished runs as one job array through submitit (pip install "
+                        "'ssl-dynamics[submitit]'; requeued on pre-emption, logs in DIR/submitit/); "
+                        "CLUSTER: slurm, local or auto (default)")
     args = p.parse_args(argv)
 
     try:
@@ -413,7 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                            retry_failed=args.retry_failed, quiet=args.quiet,
                            rerun_without_spectra=args.rerun_without_spectra,
                            tables=None if args.tables is None else args.tables.split(","),
-                           nproc=args.nproc, slurm=args.slurm_option if args.slurm else None)
+                           nproc=args.nproc,
+                           slurm=args.slurm_option if (args.slurm or args.submitit) else None,
+                           submitit=args.submitit)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
