@@ -8,12 +8,19 @@ lock:
 	$(PYTHON) -m realnet.tools.lock --out constraints.txt
 
 .PHONY: scorecards
-# Rebuild the committed scorecard of the DirectPred tables (freq, c_j x freq, eps, EMA, weight
-# decay at 4096-pair probes) from the committed runs' snapshots.npz alone (a fresh clone has them).
+# Rebuild the committed scorecards of DirectPred's tables at 4096-pair probes from the committed
+# runs' snapshots.npz alone (a fresh clone has them): the freq and c_j x freq tables (the runs
+# the challenger of analysis.questions was designed on), and the eps, EMA and weight-decay runs
+# with the recipe's own (held out: retrained after the challenger was declared).
+withsnap = $(foreach d,$(1),$(if $(and $(wildcard $(d)/snapshots.npz),$(wildcard $(d)/summary.json)),$(d)))
+ORD := figures/out/sweeps/orderings_cpu
 scorecards:
-	$(PYTHON) -m analysis scorecard $$(for d in figures/out/sweeps/orderings_cpu/*/seed*; do \
-	  [ -f $$d/snapshots.npz ] && [ -f $$d/summary.json ] && echo $$d; done) \
+	$(PYTHON) -m analysis scorecard $(call withsnap,$(wildcard $(ORD)/freq=*/seed*) $(wildcard $(ORD)/cj=*/seed*)) \
 	  --out figures/out/scorecard/directpred_tables
+	$(PYTHON) -m analysis scorecard $(call withsnap,$(wildcard $(ORD)/base/seed*) $(wildcard $(ORD)/eps=*/seed*) \
+	  $(wildcard $(ORD)/ema=*/seed*) $(wildcard $(ORD)/optim.weight_decay=*/seed*)) \
+	  --out figures/out/scorecard/heldout_eps_ema_wd
+	$(PYTHON) -m figures.results
 
 .PHONY: figures
 # Every theory figure (paper Figs. 3-5, 7-10, collapse phase diagram), regenerated from scratch

@@ -83,12 +83,26 @@ def _questions(folder: str) -> str:
     out = ["| question | declared theory | strongest baseline | runs | theory | baseline | "
            "difference [16-84 %] | wins / runs |", "|---|---|---|---|---|---|---|---|"]
     for q in qs:
-        lo, hi = q["interval"]
+        if not q.get("n_runs"):
+            out.append(f"| {q['question']} | `{q['theory']}` | - | 0 | - | - | - (too few runs) | - |")
+            continue
         wins = f"{q['wins']} / {q['n_runs']}" if "wins" in q else "-"
         out.append(f"| {q['question']} | `{q['theory']}` | `{q['baseline']}` | {q['n_runs']} | "
-                   f"{q['theory_value']:.3f} | {q['baseline_value']:.3f} | "
-                   f"{_signed(q['difference'])} [{_signed(lo)}, {_signed(hi)}] | {wins} |")
+                   f"{_value(q['theory_value'])} | {_value(q['baseline_value'])} | "
+                   f"{_diff(q)} | {wins} |")
     return "\n".join(out) + "\n"
+
+
+def _value(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _diff(q: dict) -> str:
+    """``difference [lo, hi]`` of a paired comparison (``-`` where it could not be formed)."""
+    if q.get("difference") is None:
+        return "-"
+    iv = q.get("interval")
+    return _signed(q["difference"]) + ("" if iv is None else f" [{_signed(iv[0])}, {_signed(iv[1])}]")
 
 
 def _challengers(folder: str) -> str:
@@ -101,14 +115,15 @@ def _challengers(folder: str) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for q in qs:
         if not q.get("n_runs"):
+            out.append(f"| {q['question']} | `{q['theory']}` ({q['declared_on']}) | - | 0 | - | - | "
+                       "- (too few runs) | - |")
             continue
-        lo, hi = q["interval"]
         v = q["versus_declared"]
-        vs = (f"{_signed(v['difference'])} [{_signed(v['interval'][0])}, {_signed(v['interval'][1])}]"
-              + (f", {v['wins']} / {v['n_runs']} won" if "wins" in v else "")) if v.get("n_runs") else "-"
+        vs = (_diff(v) + (f", {v['wins']} / {v['n_runs']} won" if "wins" in v else "")
+              if v.get("n_runs") else "-")
         out.append(f"| {q['question']} | `{q['theory']}` ({q['declared_on']}) | `{q['baseline']}` | "
-                   f"{q['n_runs']} | {q['theory_value']:.3f} | {q['baseline_value']:.3f} | "
-                   f"{_signed(q['difference'])} [{_signed(lo)}, {_signed(hi)}] | {vs} |")
+                   f"{q['n_runs']} | {_value(q['theory_value'])} | {_value(q['baseline_value'])} | "
+                   f"{_diff(q)} | {vs} |")
     return "\n".join(out) + "\n"
 
 
