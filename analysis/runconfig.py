@@ -6,7 +6,7 @@ by an older version lacks the keys added since, and those take the defaults belo
 realnet's own (``tests/test_runconfig.py`` pins each one to
 :class:`realnet.config.train_config.TrainConfig`, so analysis never imports training code and
 never repeats a default by hand). Analysis reads a run's settings only through these fields;
-the full dict stays available as :attr:`RunConfig.raw` for grouping and reports. A value of the
+the full dict stays available as ``RunConfig.raw`` for grouping and reports. A value of the
 wrong type is a :class:`~analysis.errors.ConfigError` naming the key.
 """
 from __future__ import annotations

@@ -105,9 +105,9 @@ import numpy as np
 
 from . import metrics
 from .cutoff import CUTOFF, FLOOR, CutoffState, Measured, cutoff_state, measure_after
-from .forecasters import (BASELINES, FORECASTERS, ORACLES, THEORIES, TIME_GRID, Forecast,
-                          alignment_rows, eqn17_aligns, kind_of, log_rel, persistence,
-                          run_level_of)
+from .eqn17 import alignment_rows, eqn17_aligns
+from .forecasters import (BASELINES, FORECASTERS, ORACLES, THEORIES, TIME_GRID, Forecast, kind_of,
+                          log_rel, persistence, run_level_of)
 from .jsonio import json_ready
 from .questions import CHALLENGERS, QUESTIONS, compare, spearman
 from .runs import Run, load_run, require_finished

@@ -5,7 +5,7 @@ decay on the predictor; and whether Eqn 17, evaluated early, predicts which runs
 Input: the run folders of ``figures/sweeps/fig6_cpu.toml`` (finished runs with their spectra).
 Per run: the final linear probe and the same seed's random-init probe, the trainer's collapse
 rule, the final effective rank; and at the early snapshots (5, 10, 15 % of the run) the share of
-alive modes for which Eqn 17 holds (:func:`analysis.forecasters.eqn17_modes`).
+alive modes for which Eqn 17 holds (:func:`analysis.eqn17.eqn17_modes`).
 
 A run *fails* when its probe is not above its own random-init trunk's (it learned nothing the
 random trunk did not have); *collapsed* is the trainer's rule (RankMe < 1.5 or the normalised
@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from analysis.cutoff import cutoff_state
-from analysis.forecasters import eqn17_modes
+from analysis.eqn17 import eqn17_modes
 from analysis.runs import load_run, read_json
 
 from ._common import label_panel, render_figure, sweep_figure_parser, write_table

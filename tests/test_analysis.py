@@ -227,7 +227,8 @@ def test_compare_on_a_real_tiny_digits_run(tmp_path):
 
 def test_report_labels_leave_out_keys_a_run_does_not_use():
     from analysis.report import group_runs
-    from realnet.config.train_config import config_to_dict, inert_keys, load_config
+    from realnet.config.diff import inert_keys
+    from realnet.config.train_config import config_to_dict, load_config
 
     cfgs = [load_config("digits", ov) for ov in (["predictor.cj=0.1", "predictor.eps=0.0"],
                                                  ["predictor.eps=0.1"], ["predictor.name=linear"])]

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from realnet.config.train_config import (TrainConfig, all_keys, apply_overrides, config_diff,
-                                         config_from_dict, config_to_dict, load_config,
-                                         resolve_config_path, shipped_configs)
+from realnet.config.diff import config_diff
+from realnet.config.train_config import (TrainConfig, all_keys, apply_overrides, config_from_dict,
+                                         config_to_dict, load_config, resolve_config_path,
+                                         shipped_configs)
 
 
 def test_defaults_are_the_papers_recipe():
@@ -294,7 +295,8 @@ def test_a_key_inert_in_both_configs_is_no_result_change():
     """A run saved before ``predictor.partition_seed``'s default changed (0 -> None, the run's seed)
     still matches its config when it has one partition (no hyperplanes are drawn), so a sweep does
     not call its folder a conflict; with 2 partitions the seed matters and the change is named."""
-    from realnet.config.train_config import load_config, result_changes
+    from realnet.config.diff import result_changes
+    from realnet.config.train_config import load_config
 
     new = load_config("fmnist_directpred", [])
     old = load_config("fmnist_directpred", ["predictor.partition_seed=0", "predictor.block_seed=7"])

@@ -220,7 +220,7 @@ def test_a_new_method_is_one_registry_entry(tmp_path, monkeypatch):
     trains through the whole trainer with no other change, its unread keys reported inert."""
     import torch.nn.functional as Fn
 
-    from realnet.config.train_config import inert_keys
+    from realnet.config.diff import inert_keys
     from realnet.methods.losses import StepOutput, at_least_float32
     from realnet.methods.registry import METHODS, Method
 

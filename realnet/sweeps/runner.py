@@ -114,7 +114,8 @@ class RunOutcome:
 def _same_config(saved: dict[str, Any], config: dict[str, Any]) -> bool:
     """Whether a saved config.json describes ``config`` (read back through realnet's loader, so
     keys added to realnet's config later take their defaults, as when realnet resumes)."""
-    from realnet.config.train_config import config_from_dict, result_changes
+    from realnet.config.diff import result_changes
+    from realnet.config.train_config import config_from_dict
 
     try:
         return not result_changes(config_from_dict(saved), config_from_dict(config))

@@ -37,7 +37,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -50,7 +49,7 @@ import torch
 
 from analysis.jsonio import ensure_writable
 from analysis.process import StopSignals
-from analysis.runs import (CONFIG, METRICS, RUN_INFO, SPECTRA_LOG, SUMMARY, JsonlLog,
+from analysis.runs import (METRICS, SPECTRA_LOG, SUMMARY, JsonlLog,
                            folder_lock, is_result_summary, read_json, stale_temporaries,
                            write_json_atomic)
 
@@ -60,10 +59,9 @@ from realnet.training.failures import Interrupted, NonFiniteError, numerical_fai
 from realnet.training.checkpoint import (CHECKPOINT, all_finite, capture_rng_state, load_model_state,
                                          keep_checkpoint, load_checkpoint, restore_rng_state,
                                          save_checkpoint)
-from realnet.config.train_config import (TrainConfig, config_diff, read_run_config,
-                                         config_to_dict, inert_keys, result_changes)
+from realnet.config.train_config import TrainConfig
 from realnet.nets.backbones import BackboneFactory
-from realnet.data.datasets import data_identity, input_facts
+from realnet.data.datasets import data_identity
 from realnet.data.pools import RunData
 from realnet.training.distributed import Shard, any_rank, close_shard, init_shard, shard_from_env
 from realnet.eval.evaluate import evaluate_model, knn_monitor
@@ -73,7 +71,8 @@ from realnet.methods.ema import momentum_at
 from realnet.training.optim import lr_at
 from realnet.training.parts import OwnParts
 from realnet.training.progress import make_progress, phase, progress_mode
-from realnet.training.runtime import Runtime, apply_thread_policy, environment, resolve_runtime
+from realnet.training.runtime import Runtime, apply_thread_policy, resolve_runtime
+from realnet.training.runfolder import claim_folder, extend_run, refuse_other_data, write_run_info
 from realnet.data.torchdata import TorchData
 from realnet.data.pools import BatchOrder
 from realnet.training.step import TrainStep, build_train_step, total_steps
@@ -90,28 +89,6 @@ _PROBE_SEED, _PROBE_PICK_SEED, _ONLINE_PROBE_SEED = 2, 3, 4
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
-#: Keys that may change on a resume: the run's length (:func:`_extend`).
-EXTENDABLE_KEYS = ("train.steps", "train.epochs")
-
-
-def _prepare_folder(cfg: TrainConfig, out: Path) -> None:
-    """Write config.json, or check that the one there is this config (a resume); keys of
-    :data:`realnet.config.train_config.RESULT_NEUTRAL_KEYS` may differ (config.json then takes the new values). Called only
-    once training can start, so a start that fails before (data missing) claims nothing."""
-    path = out / CONFIG
-    if path.exists():
-        old = read_run_config(path)
-        diff = [k for k in result_changes(old, cfg) if k not in EXTENDABLE_KEYS]
-        if diff:
-            raise ConfigError(f"--out {str(out)!r} holds a run with a different config (keys: "
-                             f"{', '.join(diff)}); use a new --out folder, or the same config to "
-                             "resume it (train.steps / train.epochs may grow: the run is extended)")
-        if config_diff(old, cfg):
-            write_json_atomic(path, config_to_dict(cfg))
-    else:
-        write_json_atomic(path, config_to_dict(cfg))
-
-
 @dataclass
 class _Run:
     """What one invocation of :func:`train` works with: built by :func:`_setup`, advanced by the
@@ -189,7 +166,7 @@ def _setup(cfg: TrainConfig, out: Path, own: OwnParts, shard: Shard | None,
     probe_images = data.ssl.take(pick)
     ckpt_path = out / CHECKPOINT
     if shard is None or shard.main:
-        _prepare_folder(cfg, out)  # training can start: claim the folder
+        claim_folder(cfg, out)  # training can start: claim the folder
         for stale in stale_temporaries(out):  # a killed writer's leftovers (we hold the lock)
             stale.unlink(missing_ok=True)
     return _Run(cfg, out, rt, data, order, K, step_fn, backbone, probe_images, t_start,
@@ -209,16 +186,6 @@ def _online_probe(cfg: TrainConfig, data: RunData, step_fn: TrainStep, rt: Runti
     return OnlineProbe(feat_dim, data.spec.num_classes, cfg.seed * 1000 + _ONLINE_PROBE_SEED, rt.device)
 
 
-def _same_data_or_refuse(run: _Run, now: dict[str, Any]) -> None:
-    """A run resumes on the images it started with (``now``: :func:`data_identity`, as run.json
-    recorded it at the start)."""
-    before = (read_json(run.out / RUN_INFO) or {}).get("data_identity")
-    if isinstance(before, dict) and before != now:
-        raise ConfigError(f"{str(run.out)!r} started on other data than data.root now holds "
-                          f"({before} then, {now} now); a run trains on one dataset: restore "
-                          "the images or start a new run folder")
-
-
 def _resume(run: _Run) -> dict[str, Any] | None:
     """Restore the last checkpoint if there is one; returns the summary of a finished run. Then
     drop what an interrupted invocation logged after its last checkpoint (all of it when there is
@@ -226,7 +193,7 @@ def _resume(run: _Run) -> dict[str, Any] | None:
     has_ckpt = run.ckpt_path.exists()
     identity = data_identity(run.cfg.data.dataset, run.cfg.data.root)  # hashes a folder: once
     if has_ckpt:
-        _same_data_or_refuse(run, identity)
+        refuse_other_data(run.out, identity)
         state = load_checkpoint(run.ckpt_path)  # CPU: RNG states must stay CPU tensors
         load_model_state(run.model, state, run.ckpt_path)
         run.step_fn.optimizer.load_state_dict(state["optimizer"])
@@ -242,7 +209,7 @@ def _resume(run: _Run) -> dict[str, Any] | None:
                   "last bits from an uninterrupted run (bit-identical only at the same thread count)",
                   file=sys.stderr)
         if state["total_steps"] != run.K:
-            _extend(run, state)
+            extend_run(run.out, run.ckpt_path, run.metrics_log, state, run.K, run.main)
         if state["data_position"] != list(run.order.position(run.step)):
             raise RuntimeError(f"{run.ckpt_path}: data position {state['data_position']} does "
                                f"not match step {run.step}; the SSL pool changed since it was "
@@ -254,41 +221,11 @@ def _resume(run: _Run) -> dict[str, Any] | None:
     if run.main:
         run.metrics_log.truncate_after(run.step if has_ckpt else -1)
         run.spectra_log.truncate_after(run.step if has_ckpt else -1)
-        _write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
+        write_run_info(run.out, run.cfg, run.rt, run.data, run.order, run.K,
                         run.step_fn.augment.cfg, identity, run.shard)
     if run.rt.compile and run.shard is None:
         run.model.compile_encoders()
     return None
-
-
-def _extend(run: _Run, state: dict[str, Any]) -> None:
-    """A run resumed with another length (``train.steps`` / ``train.epochs``): from its checkpoint
-    on, the schedules (lr, EMA momentum) end at the new length ``run.K`` (the steps taken keep
-    theirs; with constant schedules, the default, the run equals one trained to ``run.K`` from
-    the start). A finished run's summary is kept as ``summary_step_XXXXXXX.json``; the metrics log
-    gets a line ``{"step", "schedule_end": {"from", "to"}}``; the checkpoint is rewritten with
-    the new length at once, so the change is made once. A length below the step reached is
-    refused."""
-    old_K, step = int(state["total_steps"]), int(state["step"])
-    if run.K < step:
-        raise ConfigError(f"train.steps={run.K} is below the step {step} the run in "
-                          f"{str(run.out)!r} reached: a run is extended, never shortened; use a "
-                          "new --out")
-    if not run.main:
-        return
-    summary, kept = run.out / SUMMARY, run.out / f"summary_step_{old_K:07d}.json"
-    moved = summary.exists()
-    if moved:
-        os.replace(summary, kept)
-    run.metrics_log.truncate_after(step)
-    run.metrics_log.write({"step": step, "schedule_end": {"from": old_K, "to": run.K}})
-    state["complete"] = False
-    state["total_steps"] = run.K
-    save_checkpoint(run.ckpt_path, state)
-    print(f"note: extending the run in {str(run.out)!r} from {old_K} to {run.K} steps at step "
-          f"{step}: the lr and EMA schedules now end at step {run.K}"
-          + (f"; the summary of step {old_K} is kept as {kept.name}" if moved else ""),
-          file=sys.stderr)
 
 
 def _checkpoint(run: _Run, final: bool = False) -> None:
@@ -544,25 +481,3 @@ def _train_locked(cfg: TrainConfig, out: Path, progress: str, stop_after: int | 
     finally:
         if run.tb is not None:
             run.tb.close()
-
-
-def _write_run_info(out: Path, cfg: TrainConfig, rt: Runtime, data: RunData, order: BatchOrder,
-                    K: int, aug_cfg: Any, identity: dict[str, Any], shard: Shard | None = None) -> None:
-    info = {
-        "device": str(rt.device),
-        "device_name": (torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda"
-                        else "cpu"),
-        "bf16": rt.bf16, "channels_last": rt.channels_last, "compile": rt.compile,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "environment": environment(),
-        "total_steps": K, "steps_per_epoch": order.steps_per_epoch,
-        "n_ssl": len(data.ssl), "n_train": len(data.train_x), "n_test": len(data.test_x),
-        "data": data.spec.name, "pool": type(data.ssl).__name__, "channels": data.spec.channels,
-        "input": input_facts(data.spec),
-        "processes": 1 if shard is None else shard.world, "sync_bn": bool(shard and cfg.train.sync_bn),
-        "inert_keys": inert_keys(cfg),
-        "data_identity": identity,
-        "augment": json.loads(json.dumps(dataclasses.asdict(aug_cfg))),
-    }
-    write_json_atomic(out / RUN_INFO, info)
