@@ -6,6 +6,7 @@ from functools import partial
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from realnet.methods.directset import (batch_moment, block_indices, blockwise, directcopy_weight,
@@ -197,6 +198,16 @@ class DirectCopyPredictor(_SpectralSetPredictor):
                          feature_blocks=feature_blocks, block_seed=block_seed, reset_momentum=reset_momentum)
 
 
+def _global_rows(z: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(rows of every rank in rank order, where this rank's rows start)``; ``(z, 0)`` in one
+    process. Each rank holds the same number of rows (the global batch is split evenly)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z, 0
+    parts = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, z.contiguous())
+    return torch.cat(parts), dist.get_rank() * z.shape[0]
+
+
 class PartitionedPredictor(Predictor):
     """The paper's partitioned DirectPred (module docstring): ``k`` hyperplanes, a running
     correlation and a weight per side, predictions averaged over the ``k`` sides a sample is on.
@@ -223,10 +234,13 @@ class PartitionedPredictor(Predictor):
     def _update(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         """Correlations of both sides of every hyperplane from this step's views (each side
         initialised by the first batch that reaches it, left alone when none does), then the
-        weights. Returns each view's sides."""
+        weights. Returns each view's sides. Under torchrun the sides, their means and moments
+        are the global batch's (every rank's views gathered in rank order, as one process would
+        see them); each rank gets its own rows' sides back."""
         with torch.autocast(device_type=self.F.device.type, enabled=False):
-            sides = [self._sides(z) for z in views]
-            f = torch.cat([z.detach() for z in views]).to(self.F.dtype)
+            gathered = [_global_rows(z.detach()) for z in views]
+            sides = [self._sides(g) for g, _ in gathered]
+            f = torch.cat([g for g, _ in gathered]).to(self.F.dtype)
             m_pos, m_neg, c_pos, c_neg = side_moments(f, torch.cat(sides))
             for F_side, n_side, W_side, m, c in ((self.F_pos, self.n_pos, self.W_pos, m_pos, c_pos),
                                                  (self.F_neg, self.n_neg, self.W_neg, m_neg, c_neg)):
@@ -234,7 +248,7 @@ class PartitionedPredictor(Predictor):
                 F_side.copy_(torch.where((c > 0)[:, None, None], new, F_side))
                 n_side += (c > 0).long()
                 W_side.copy_(self.rule(F_side))
-        return sides
+        return [s[start:start + z.shape[0]] for s, (_, start), z in zip(sides, gathered, views)]
 
     def predict_views(self, z1: torch.Tensor, z2: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
