@@ -195,6 +195,13 @@ def mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
     """Per-mode clocks ``x_m`` (:mod:`dynamics.cosine`, "the modes' clocks") of the cosine flow
     of a set predictor, fitted on the window before the cutoff (:func:`_clocks_from_window`)
     over the theory ``time`` the window spans."""
+    ends, rates = _cosine_window(cut)
+    return _clocks_from_window(ends, rates, time)
+
+
+def _cosine_window(cut: CutoffState) -> tuple[list[np.ndarray], np.ndarray]:
+    """The window before the cutoff in the cosine flow's units: the theory's ``s`` at its two ends
+    and the loss part of ``d log s_m / dt`` at unit clock (the mean of the two ends)."""
     dp = directset_config(cut.config)
     lam = 1.0 + cut.sigma2_filled
     sym = cut.hp.loss_terms == 2
@@ -202,7 +209,7 @@ def mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = np.mean([cosine_mode_rhs(v, directset_p(v * lam, dp), sigma2=lam - 1.0, symmetric=sym) / v
                          for v in ends], axis=0)
-    return _clocks_from_window(ends, rates, time)
+    return ends, rates
 
 
 def linear_mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
@@ -234,13 +241,8 @@ def driven_mode_clocks(cut: CutoffState, time: float) -> np.ndarray:
     clock, so it goes on decaying by weight decay alone instead of reviving at its neighbours'
     pace (:func:`mode_clocks` gives it the median clock); only a mode whose ``l_m`` is too small to
     tell (below 5 % over the window: at its fixed point) gets the median of the clocks found."""
-    dp = directset_config(cut.config)
-    lam = 1.0 + cut.sigma2_filled
-    sym = cut.hp.loss_terms == 2
-    ends = [np.clip(v, 0.0, None) / lam for v in (cut.s_prev, cut.s)]
+    ends, loss = _cosine_window(cut)
     with np.errstate(invalid="ignore", divide="ignore"):
-        loss = np.mean([cosine_mode_rhs(v, directset_p(v * lam, dp), sigma2=lam - 1.0, symmetric=sym) / v
-                        for v in ends], axis=0)
         drive = (np.log(ends[1]) - np.log(ends[0])) / time + 2.0 * cut.hp.eta
         x = drive / loss
     told = np.isfinite(loss) & (np.abs(loss * time) >= 0.05)
