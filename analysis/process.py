@@ -35,7 +35,27 @@ def die_with_parent() -> None:
         sys.exit(128 + int(signal.SIGTERM))
 
 
-class StopSignals:
+class _SignalHandlers:
+    """A context that installs ``self._handle`` for SIGINT and SIGTERM while active (main thread
+    only; elsewhere nothing is caught) and gives the previous handlers back when it ends."""
+
+    _old: dict[int, Any]
+
+    def _handle(self, signum: int, frame: Any) -> None:  # overridden
+        raise NotImplementedError
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class StopSignals(_SignalHandlers):
     """While active (main thread only; elsewhere nothing is caught), SIGINT and SIGTERM set
     ``signum`` and call ``on_signal(signum)`` instead of ending the process, so the caller can
     finish what it is doing (a training step and its checkpoint; a sweep's running children). With
@@ -54,16 +74,6 @@ class StopSignals:
         if self._on_signal is not None:
             self._on_signal(signum)
 
-    def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
 
 class SignalStop(Exception):
     """SIGINT or SIGTERM arrived outside the steps that :class:`StopSignals` guards (loading data,
@@ -74,7 +84,7 @@ class SignalStop(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
-class signals_raise:
+class signals_raise(_SignalHandlers):
     """While active (main thread only), SIGINT and SIGTERM raise :class:`SignalStop` wherever the
     program is, so that a command ends in one line and exit code ``128 + signum`` instead of a
     ``KeyboardInterrupt`` traceback (SIGINT) or a silent death (SIGTERM). A :class:`StopSignals`
@@ -85,15 +95,5 @@ class signals_raise:
         self._old: dict[int, Any] = {}
         self._where = where
 
-    def _raise(self, signum: int, frame: Any) -> None:
+    def _handle(self, signum: int, frame: Any) -> None:
         raise SignalStop(signum, self._where())
-
-    def __enter__(self) -> "signals_raise":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._raise)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
