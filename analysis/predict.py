@@ -150,7 +150,7 @@ def _usable_sigma2(measured: MeasuredModes) -> tuple[np.ndarray, np.ndarray]:
     return ok, np.where(ok, np.clip(np.nan_to_num(sigma2), 0.0, None), 0.0)
 
 
-def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig | Mapping[str, Any]) -> ModePrediction:
+def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig) -> ModePrediction:
     """L2 theory of a trained linear predictor (Eqns 11-16), tau = 1."""
     ok, sigma2 = _usable_sigma2(measured)
     lam = 1.0 + sigma2
@@ -170,7 +170,7 @@ def _linear_l2(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig | Mapp
     if hp.eta_p != hp.eta:
         notes.append("predictor weight decay differs from the online one: s_rel uses "
                      "s = eta_p p^2 / (alpha_p eta), same shape")
-    scale_free = as_run_config(cfg).method.loss == "cosine"
+    scale_free = cfg.method.loss == "cosine"
     if scale_free:
         notes.append("cosine loss: the scale of Wp is free; compare p / p_max as well")
     return ModePrediction("linear-l2", "Eqns 11-16 (p*_+ of Eqn 16, eta_c, parabola of Eqn 14), "
@@ -188,11 +188,10 @@ def directset_config(cfg: RunConfig | Mapping[str, Any]) -> DirectPredConfig:
                             cj=pc.cj)
 
 
-def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig | Mapping[str, Any]) -> ModePrediction:
+def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig) -> ModePrediction:
     """Cosine-loss theory of a set predictor (dynamics.cosine), or the L2 collapse."""
     dp = dataclasses.replace(directset_config(cfg), cj=0.0)  # the closed forms below are eps-form only
-    c = as_run_config(cfg)
-    pc = c.predictor
+    pc = cfg.predictor
     notes = [f"DirectSet alpha = {dp.alpha:g}, eps = {dp.eps:g}, floor = {dp.floor:g}"]
     if pc.cj != 0.0:
         notes.append("c_j ablation (p = sqrt(s/s_max - c_j)) is not covered: prediction uses cj = 0")
@@ -204,7 +203,7 @@ def _directset(measured: MeasuredModes, hp: TheoryHParams, cfg: RunConfig | Mapp
         notes.append("feature_blocks > 1: block-diagonal predictor; not modelled")
     ok, sigma2 = _usable_sigma2(measured)
     d = sigma2.size
-    if c.method.loss == "l2":
+    if cfg.method.loss == "l2":
         rate = l2_directset_rate(sigma2=float(np.median(sigma2[ok])) if ok.any() else 0.0,
                                  eps=dp.eps, eta=hp.eta)
         notes.append(f"L2 loss: total collapse predicted, late rate of log s = {rate:.3g} per unit "

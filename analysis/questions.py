@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = ["Question", "QUESTIONS", "Challenger", "CHALLENGERS", "family", "declared", "compare",
-           "PAIRED_QUANTILES", "spearman"]
+           "PAIRED_QUANTILES", "spearman", "bootstrap_interval"]
 
 _SET = ("directpred", "directcopy")
 _LINEAR = ("linear",)
@@ -114,7 +114,11 @@ def _by_run(rows: Sequence[Mapping[str, Any]], key: str) -> dict[tuple[str, str]
             if "error" not in r and r.get(key) is not None and math.isfinite(float(r[key]))}
 
 
-def _bootstrap(stat, n: int, rng: np.random.Generator, n_boot: int) -> tuple[float, float] | None:
+def bootstrap_interval(stat, n: int, rng: np.random.Generator, n_boot: int,
+                       point: float | None = None) -> tuple[float, float] | None:
+    """The 16-84 % interval of ``stat(idx)`` over ``n_boot`` resamples ``idx`` of ``range(n)``
+    with replacement (resamples where it is None or not finite are left out; None when more than
+    half are), widened where needed to contain ``point``, its estimate."""
     vals = []
     for _ in range(n_boot):
         v = stat(rng.integers(0, n, n))
@@ -122,15 +126,8 @@ def _bootstrap(stat, n: int, rng: np.random.Generator, n_boot: int) -> tuple[flo
             vals.append(v)
     if len(vals) < n_boot // 2:
         return None
-    lo, hi = np.percentile(vals, PAIRED_QUANTILES)
-    return float(lo), float(hi)
-
-
-def _contain(iv: tuple[float, float] | None, point: float | None) -> tuple[float, float] | None:
-    """The interval widened, where needed, to contain its point estimate."""
-    if iv is None or point is None:
-        return iv
-    return min(iv[0], point), max(iv[1], point)
+    lo, hi = (float(x) for x in np.percentile(vals, PAIRED_QUANTILES))
+    return (lo, hi) if point is None else (min(lo, point), max(hi, point))
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -173,7 +170,7 @@ def _paired(q: Question, rows: Sequence[Mapping[str, Any]], runs: Sequence[str],
 
         point = None if rho_t is None else rho_t - rho_b
         return {"baseline": best, "n_runs": int(len(t)), "theory_value": rho_t, "baseline_value": rho_b,
-                "difference": point, "interval": _contain(_bootstrap(diff, len(t), rng, n_boot), point)}
+                "difference": point, "interval": bootstrap_interval(diff, len(t), rng, n_boot, point)}
     vals = _by_run(rows, q.score)
     sign = 1.0 if q.higher_is_better else -1.0
     means = {}
@@ -190,8 +187,8 @@ def _paired(q: Question, rows: Sequence[Mapping[str, Any]], runs: Sequence[str],
             "theory_value": float(np.mean([vals[u, theory] for u in ok])),
             "baseline_value": float(np.mean([vals[u, best] for u in ok])),
             "difference": float(d.mean()),
-            "interval": _contain(_bootstrap(lambda idx, d=d: float(d[idx].mean()), len(d), rng, n_boot),
-                                 float(d.mean())),
+            "interval": bootstrap_interval(lambda idx, d=d: float(d[idx].mean()), len(d), rng, n_boot,
+                                           float(d.mean())),
             "wins": int((d > tie).sum()), "ties": int((np.abs(d) <= tie).sum()),
             "losses": int((d < -tie).sum())}
 

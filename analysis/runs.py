@@ -30,7 +30,6 @@ folder, renamed over the target; removed if the write fails), :func:`write_json_
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
@@ -289,6 +288,7 @@ class Run:
 
     path: Path
     config: dict[str, Any]  # config.json as written; read settings through ``cfg``
+    cfg: RunConfig  # the run's settings, typed, with the defaults of analysis.runconfig
     metrics: list[dict[str, Any]]
     spectra_lines: list[dict[str, Any]]
     summary: dict[str, Any] | None
@@ -298,11 +298,6 @@ class Run:
     @property
     def name(self) -> str:
         return self.path.name
-
-    @functools.cached_property
-    def cfg(self) -> RunConfig:
-        """The run's settings, typed, with the defaults of :mod:`analysis.runconfig`."""
-        return RunConfig.from_dict(self.config)
 
     def snapshot(self, step: int) -> dict[str, Any]:
         if step not in self.snapshot_steps:
@@ -365,23 +360,23 @@ def load_run(path: str | Path) -> Run:
         raise ConfigError(f"run_dir: {str(path)!r} has no config.json; not a run folder")
     try:
         config = json.loads(cfg_path.read_text())
-        RunConfig.from_dict(config)  # a config of another shape is named here, once
+        cfg = RunConfig.from_dict(config)  # a config of another shape is named here, once
     except (ValueError, UnicodeDecodeError) as e:
         raise ConfigError(f"{str(cfg_path)!r} is not a valid run config ({e})") from None
     summary_path = path / SUMMARY
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     steps = []
+    compact = None
     spec_dir = path / SPECTRA_DIR
-    if spec_dir.is_dir():
+    if (path / COMPACT_SNAPSHOTS).is_file():  # the committed form wins: a clone reads the same
+        compact = read_compact_snapshots(path / COMPACT_SNAPSHOTS)
+        steps = list(compact)
+    elif spec_dir.is_dir():
         for f in spec_dir.iterdir():
             m = SNAPSHOT_RE.match(f.name)
             if m:
                 steps.append(int(m.group(1)))
-    compact = None
-    if (path / COMPACT_SNAPSHOTS).is_file():  # the committed form wins: a clone reads the same
-        compact = read_compact_snapshots(path / COMPACT_SNAPSHOTS)
-        steps = list(compact)
-    return Run(path, config, read_jsonl(path / METRICS), read_jsonl(path / SPECTRA_LOG), summary,
+    return Run(path, config, cfg, read_jsonl(path / METRICS), read_jsonl(path / SPECTRA_LOG), summary,
                sorted(steps), compact)
 
 

@@ -109,7 +109,7 @@ from .eqn17 import alignment_rows, eqn17_aligns
 from .forecasters import (BASELINES, FORECASTERS, ORACLES, THEORIES, TIME_GRID, Forecast, kind_of,
                           log_rel, persistence, run_level_of)
 from .jsonio import json_ready
-from .questions import CHALLENGERS, QUESTIONS, compare, spearman
+from .questions import CHALLENGERS, QUESTIONS, bootstrap_interval, compare, spearman
 from .runs import Run, load_run, require_finished
 from .errors import ConfigError
 
@@ -257,17 +257,12 @@ def orderings(rows: Sequence[Mapping[str, Any]], *, n_boot: int = 1000, seed: in
             rho = lo = hi = None
             if len(pairs) >= 4:
                 rho = spearman(pairs[:, 0], pairs[:, 1])
-                boots = []
-                for _ in range(n_boot):
-                    b = pairs[rng.integers(0, len(pairs), len(pairs))]
-                    v = spearman(b[:, 0], b[:, 1])
-                    if v is not None:
-                        boots.append(v)
-                if rho is not None and len(boots) >= n_boot // 2:
-                    lo, hi = (float(x) for x in np.percentile(boots, [16, 84]))
-                    # resamples without spread are left out, which can skew the distribution
-                    # past the estimate: the interval is widened to contain it, by construction
-                    lo, hi = min(lo, rho), max(hi, rho)
+                # resamples without spread are left out, which can skew the distribution past
+                # the estimate: the interval is widened to contain it, by construction
+                iv = bootstrap_interval(lambda idx, p=pairs: spearman(p[idx, 0], p[idx, 1]),
+                                        len(pairs), rng, n_boot, rho)
+                if rho is not None and iv is not None:
+                    lo, hi = iv
             entry[what] = {"spearman": rho, "ci16": lo, "ci84": hi, "n": int(len(pairs))}
         out.append(entry)
     return out
@@ -320,7 +315,6 @@ def questions_markdown(entries: Sequence[Mapping[str, Any]]) -> list[str]:
                         "theory; 16-84 % bootstrap over runs)",
                         ("question", "family", "declared theory", "strongest baseline", "runs",
                          "theory", "baseline", "difference", "wins / ties / losses"))
-    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     declared = [e for e in entries if e.get("role", "declared") == "declared"]
     for e in declared:
         lines.append(_question_line(e, e["theory"]))
@@ -333,22 +327,25 @@ def questions_markdown(entries: Sequence[Mapping[str, Any]]) -> list[str]:
              "baseline", "difference", "wins / ties / losses", "against the declared theory"))]
         for e in challengers:
             v = e.get("versus_declared", {})
-            vs = (f"{f(v.get('difference'))}{_interval(v.get('interval'))}"
+            vs = (f"{_num3(v.get('difference'))}{_interval(v.get('interval'))}"
                   + (f" ({v['wins']} / {v['ties']} / {v['losses']})" if "wins" in v else "")
                   if v.get("n_runs") else "-")
             lines.append(_question_line(e, f"{e['theory']} ({e['declared_on']})") + f" {vs} |")
     return lines + [""]
 
 
+def _num3(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def _question_line(e: Mapping[str, Any], name: str) -> str:
     """One row of :func:`questions_markdown` (``name``: the theory as shown)."""
     if not e.get("n_runs"):
         return f"| {e['question']} | {e['family']} | {name} | - | 0 | - | - | - | - |"
-    f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     wtl = (f"{e['wins']} / {e['ties']} / {e['losses']}" if "wins" in e else "-")
     return (f"| {e['question']} | {e['family']} | {name} | {e['baseline']} | "
-            f"{e['n_runs']} | {f(e['theory_value'])} | {f(e['baseline_value'])} | "
-            f"{f(e['difference'])}{_interval(e.get('interval'))} | {wtl} |")
+            f"{e['n_runs']} | {_num3(e['theory_value'])} | {_num3(e['baseline_value'])} | "
+            f"{_num3(e['difference'])}{_interval(e.get('interval'))} | {wtl} |")
 
 
 def _declared_anywhere() -> set[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import re
@@ -75,11 +76,17 @@ def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
-def _questions(folder: str) -> str:
+@functools.lru_cache(maxsize=None)
+def _card_questions(folder: str) -> tuple[dict, ...]:
+    """The ``questions`` of ``folder/scorecard.json`` (read once per render)."""
     path = ROOT / folder / "scorecard.json"
     if not path.is_file():
         raise ConfigError(f"{path}: no such scorecard (run python -m analysis scorecard)")
-    qs = [q for q in json.loads(path.read_text())["questions"] if q.get("role", "declared") == "declared"]
+    return tuple(json.loads(path.read_text())["questions"])
+
+
+def _questions(folder: str) -> str:
+    qs = [q for q in _card_questions(folder) if q.get("role", "declared") == "declared"]
     out = ["| question | declared theory | strongest baseline | runs | theory | baseline | "
            "difference [16-84 %] | wins / runs |", "|---|---|---|---|---|---|---|---|"]
     for q in qs:
@@ -106,10 +113,7 @@ def _diff(q: dict) -> str:
 
 
 def _challengers(folder: str) -> str:
-    path = ROOT / folder / "scorecard.json"
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such scorecard (run python -m analysis scorecard)")
-    qs = [q for q in json.loads(path.read_text())["questions"] if q.get("role") == "challenger"]
+    qs = [q for q in _card_questions(folder) if q.get("role") == "challenger"]
     out = ["| question | challenger (declared on) | strongest baseline | runs | challenger | baseline | "
            "difference [16-84 %] | against the theory it challenges [16-84 %] |",
            "|---|---|---|---|---|---|---|---|"]
@@ -161,6 +165,8 @@ KINDS: dict[str, Callable[..., str]] = {"sweep": _sweep, "questions": _questions
 
 def render(text: str) -> str:
     """``text`` with every generated block rewritten from its files."""
+    _card_questions.cache_clear()  # the files may have changed since the last render
+
     def block(m: re.Match) -> str:
         kind, *args = m.group("spec").split()
         if kind not in KINDS:

@@ -6,6 +6,7 @@ splits of a shipped dataset or an image folder)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -112,10 +113,11 @@ class RunData:
     test_x: torch.Tensor
     test_y: torch.Tensor
 
-    @property
+    @functools.cached_property
     def labelled(self) -> bool:
-        """Whether the run has labels to probe with; without (an unlabelled image folder), the
-        test split is the pool's first images with label -1 and evaluation is label-free."""
+        """Whether the run has labels to probe with (read from the device once); without (an
+        unlabelled image folder), the test split is the pool's first images with label -1 and
+        evaluation is label-free."""
         return len(self.train_y) > 0 and len(self.test_y) > 0 and int(self.test_y.min()) >= 0
 
 

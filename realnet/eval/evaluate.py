@@ -28,7 +28,7 @@ from analysis.jsonio import ensure_writable
 from analysis.runs import CONFIG, EVAL, write_json_atomic
 
 from realnet.data.augment import GPUAugment
-from realnet.training.checkpoint import checkpoint_at, load_checkpoint, load_model_state
+from realnet.training.checkpoint import load_checkpoint_at, load_model_state
 from realnet.config.train_config import TrainConfig, apply_overrides, read_run_config
 from realnet.training.progress import phase, progress_mode
 from realnet.data.pools import RunData
@@ -232,12 +232,14 @@ def collapse_verdict(Z: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
 
 
 def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: TrainConfig,
-                   device: torch.device, *, backbone=None) -> dict[str, Any]:
+                   device: torch.device, *, backbone=None, online: Any = None) -> dict[str, Any]:
     """Final evaluation: kNN, linear probe (final epoch) on frozen trunk features, the same probe
     on the randomly initialised trunk of the same seed and on the raw pixels, and the collapse
     verdict on the test-set projector outputs. ``backbone``: the run's trunk factory (default: the
     config's), which builds the random-init baseline. Without labels (:attr:`RunData.labelled`)
-    only the collapse verdict and the ranks, on the pool's first images, with ``labelled`` false."""
+    only the collapse verdict and the ranks, on the pool's first images, with ``labelled`` false.
+    ``online``: the run's online probe (:class:`realnet.eval.online_probe.OnlineProbe`), scored
+    on the same test-set features as ``online_probe_test_top1``."""
     out: dict[str, Any] = {"labelled": data.labelled}
     te = _features(model.online.backbone, data.test_x, augment, cfg, device)
     z_test = _features(model.online, data.test_x, augment, cfg, device).double().cpu().numpy()
@@ -249,6 +251,8 @@ def evaluate_model(model: SSLModel, data: RunData, augment: GPUAugment, cfg: Tra
     out["knn_top1"] = float(knn_top1(tr, data.train_y, te, data.test_y, k=cfg.eval.knn_k,
                                      temperature=cfg.eval.knn_temperature,
                                      num_classes=data.spec.num_classes))
+    if online is not None:
+        out["online_probe_test_top1"] = online.score(te, data.test_y)
     if cfg.eval.linear_probe:
         res = _probe(tr, te, data, cfg, device)
         out["linear_top1"] = float(res["top1"])
@@ -297,13 +301,12 @@ def evaluate_run(folder: str | Path, *, device: str | None = None, data=None, ba
     if bad:
         raise ConfigError(f"{' '.join(bad)}: eval takes overrides of eval.* keys only (the "
                           "training's keys belong to the checkpoint)")
-    path = checkpoint_at(folder, step)
+    path, state = load_checkpoint_at(folder, step)  # a damaged file is reported before any work
     ensure_writable(folder, "run folder")  # the evaluation's file goes there
     cfg = apply_overrides(read_run_config(cfg_path), overrides)
     if device is not None:
         cfg.device = device
     cfg.validate()
-    state = load_checkpoint(path)  # a damaged file is reported before any work
     rt = resolve_runtime(cfg)
     apply_thread_policy(cfg.train.threads, rt.device)
     own = OwnParts(data, backbone)

@@ -30,7 +30,7 @@ from torch import nn
 from analysis.runs import (CONFIG, RUN_INFO, read_json, refuse_inside_run,
                            write_json_atomic)
 
-from realnet.training.checkpoint import checkpoint_at, load_checkpoint, model_weights, save_checkpoint
+from realnet.training.checkpoint import load_checkpoint_at, model_weights, save_checkpoint
 from realnet.config.train_config import read_run_config
 from analysis.errors import ConfigError
 
@@ -58,9 +58,8 @@ def export_trunk(run_dir: str | Path, out: str | Path | None = None, *,
             raise ConfigError(f"--out {str(path)!r} exists; pass --force to replace it")
     if not (run_dir / CONFIG).is_file():
         raise ConfigError(f"{str(run_dir)!r}: no config.json; not a run folder")
-    path = checkpoint_at(run_dir, step)
+    path, state = load_checkpoint_at(run_dir, step)
     cfg = read_run_config(run_dir / CONFIG)
-    state = load_checkpoint(path)
     weights = model_weights(state, path)
     trunk = {k[len(BACKBONE_PREFIX):]: v.detach().cpu().clone()
              for k, v in weights.items() if k.startswith(BACKBONE_PREFIX)}

@@ -14,11 +14,14 @@ state, generator and window counts are in the checkpoint, so a resumed run conti
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from realnet.data.augment import GPUAugment
+from realnet.eval.evaluate import extract_features
 
 __all__ = ["OnlineProbe", "ONLINE_PROBE_LR", "ONLINE_PROBE_MOMENTUM"]
 
@@ -38,21 +41,13 @@ class OnlineProbe:
         self.correct = torch.zeros((), dtype=torch.long, device=device)  # this log window
         self.seen = 0
 
-    def _features(self, backbone: nn.Module, x: torch.Tensor,
-                  normalise: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        was = backbone.training
-        backbone.eval()
-        try:
-            with torch.no_grad():
-                return backbone(normalise(x.to(self.device, non_blocking=True))).float()
-        finally:
-            backbone.train(was)
-
     def step(self, backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             normalise: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> None:
-        """One SGD step on a batch drawn from the labelled ``images`` (uint8) / ``labels``."""
+             augment: GPUAugment, batch_size: int) -> None:
+        """One SGD step on a batch drawn from the labelled ``images`` (uint8) / ``labels``, its
+        trunk features taken as the evaluation takes them (:func:`realnet.eval.evaluate.extract_features`)."""
         idx = torch.randint(len(images), (batch_size,), generator=self.generator)
-        feats = self._features(backbone, images[idx.to(images.device)], normalise)
+        feats = extract_features(backbone, images[idx.to(images.device)], augment,
+                                 batch_size=batch_size, device=self.device)
         y = labels[idx.to(labels.device)].to(self.device)
         self.head.train()
         logits = self.head(feats)
@@ -73,16 +68,12 @@ class OnlineProbe:
         return top1
 
     @torch.no_grad()
-    def test_top1(self, backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                  normalise: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> float:
-        """Top-1 (percent) of the head on ``images`` (the test split)."""
+    def score(self, features: torch.Tensor, labels: torch.Tensor) -> float:
+        """Top-1 (percent) of the head on trunk ``features`` (the test split's, which the final
+        evaluation has already extracted: :func:`realnet.eval.evaluate.evaluate_model`)."""
         self.head.eval()
-        correct = 0
-        for start in range(0, len(images), batch_size):
-            feats = self._features(backbone, images[start:start + batch_size], normalise)
-            pred = self.head(feats).argmax(1)
-            correct += int((pred == labels[start:start + batch_size].to(self.device)).sum())
-        return 100.0 * correct / max(len(images), 1)
+        pred = self.head(features.to(self.device)).argmax(1)
+        return 100.0 * float((pred == labels.to(self.device)).sum()) / max(len(labels), 1)
 
     def state_dict(self) -> dict[str, Any]:
         return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -307,13 +307,14 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
     if conflicts:  # nothing is launched and no table is rewritten from a mix of configs
         raise ConfigError(f"{str(out)!r} holds runs of another config than the sweep file's: "
                          f"{', '.join(conflicts)}; use a new --out (or restore the sweep file)")
+    root = Path(__file__).resolve().parents[2]
+    commands = [(r.folder, realnet_command(spec.base, out / r.folder, r.overrides, nproc=nproc))
+                for r in todo]
     if submitit is not None:
         from realnet.sweeps.submitit_backend import SUBMITIT_DIR, submit_runs
 
         write_manifest(out, spec, plan)
-        jobs = submit_runs(out, spec.name, [(r.folder, realnet_command(spec.base, out / r.folder, r.overrides,
-                                                                       nproc=nproc)) for r in todo],
-                           root=Path(__file__).resolve().parents[2], options=slurm or (),
+        jobs = submit_runs(out, spec.name, commands, root=root, options=slurm or (),
                            cluster=None if submitit == "auto" else submitit)
         say(f"{len(jobs)} job(s) submitted through submitit; ids in {out / SUBMITIT_DIR / 'jobs.json'}, "
             "logs beside them; afterwards the same sweep command (or python -m realnet.sweeps.tables) "
@@ -321,9 +322,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, jobs: int = 1, dry_run: bool 
         return states
     if slurm is not None:
         write_manifest(out, spec, plan)
-        paths = write_slurm_scripts(
-            out, spec.name, [(r.folder, realnet_command(spec.base, out / r.folder, r.overrides, nproc=nproc))
-                             for r in todo], root=Path(__file__).resolve().parents[2], options=slurm)
+        paths = write_slurm_scripts(out, spec.name, commands, root=root, options=slurm)
         say(f"{len(todo)} batch script(s) and {paths[-1]}: submit with `bash {paths[-1]}`; "
             "afterwards the same sweep command (or python -m realnet.sweeps.tables) writes the tables")
         return states

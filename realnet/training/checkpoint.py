@@ -36,7 +36,7 @@ __all__ = [
     "model_weights",
     "keep_checkpoint",
     "kept_steps",
-    "checkpoint_at",
+    "load_checkpoint_at",
     "CHECKPOINT",
 ]
 
@@ -81,19 +81,22 @@ def kept_steps(run_dir: str | Path) -> list[int]:
     return sorted(int(p.stem[5:]) for p in folder.glob("step_*.pt") if p.stem[5:].isdigit())
 
 
-def checkpoint_at(run_dir: str | Path, step: int | None = None) -> Path:
-    """The checkpoint file of ``step`` (None: the last one): a kept checkpoint, or ``last.pt``
-    when it is of that step. ConfigError listing the steps there are when there is none."""
+def load_checkpoint_at(run_dir: str | Path, step: int | None = None) -> tuple[Path, dict[str, Any]]:
+    """``(file, state)`` of the checkpoint of ``step`` (None: the last one): a kept checkpoint,
+    or ``last.pt`` when it is of that step (loaded once). ConfigError listing the steps there are
+    when there is none."""
     run_dir = Path(run_dir)
     last = run_dir / CHECKPOINT
     if step is None:
         if not last.is_file():
             raise ConfigError(f"{str(run_dir)!r}: no checkpoint ({CHECKPOINT}); nothing to use yet")
-        return last
+        return last, load_checkpoint(last)
     if _kept_path(run_dir, step).is_file():
-        return _kept_path(run_dir, step)
-    if last.is_file() and load_checkpoint(last).get("step") == step:
-        return last
+        return _kept_path(run_dir, step), load_checkpoint(_kept_path(run_dir, step))
+    if last.is_file():
+        state = load_checkpoint(last)
+        if state.get("step") == step:
+            return last, state
     there = kept_steps(run_dir)
     raise ConfigError(f"--step {step}: {str(run_dir)!r} has no checkpoint of that step (kept: "
                       f"{', '.join(map(str, there)) or 'none'}, and the last one; train with "

@@ -293,7 +293,7 @@ def _one_step(run: _Run) -> tuple[float, float]:
     run.step = k + 1
     if run.online is not None:
         run.online.step(run.model.online.backbone, run.data.train_x, run.data.train_y,
-                        run.step_fn.augment.normalise, cfg.train.batch_size)
+                        run.step_fn.augment, cfg.train.batch_size)
     return lr_mult, mom
 
 
@@ -385,17 +385,13 @@ def _finish(run: _Run, clock: Clock) -> dict[str, Any]:
     cfg, K, out = run.cfg, run.K, run.out
     summary_path = out / SUMMARY
     result = evaluate_model(run.model, run.data, run.step_fn.augment, cfg, run.rt.device,
-                            backbone=run.backbone)
+                            backbone=run.backbone, online=run.online)
     if run.last_spectra is None:  # finished before, evaluation interrupted: reuse the last line
         path = run.spectra_log.path
         lines = path.read_text().splitlines() if path.exists() else []
         last = json.loads(lines[-1]) if lines else {}
         run.last_spectra = last if last.get("step") == K else clock.monitored(
             lambda: _snapshot(run))
-    if run.online is not None:
-        result["online_probe_test_top1"] = run.online.test_top1(
-            run.model.online.backbone, run.data.test_x, run.data.test_y,
-            run.step_fn.augment.normalise, cfg.eval.batch_size)
     summary = {
         **result,
         "steps": K,
