@@ -83,15 +83,18 @@ def run_mission(out: str | Path, *, quiet: bool = False, steps: int | None = Non
 
 def headline(result: dict[str, Any]) -> str:
     """The answer first: per pre-declared question, the declared theory against the strongest
-    theory-free forecaster, paired over the mission's runs (:mod:`analysis.questions`)."""
+    theory-free forecaster, paired over the mission's runs (:mod:`analysis.questions`); a
+    challenger declared there is shown as such."""
     lines = ["Does the theory predict what the real runs do next? (forecasts from 15 % of each run, "
              "the declared theory against the strongest theory-free forecaster)"]
     for e in result.get("questions", []):
         if not e.get("n_runs") or e.get("difference") is None:
             continue
         better = "theory" if e["difference"] > 0 else "baseline" if e["difference"] < 0 else "tie"
+        role = (f" (challenger of {e['challenges']}, declared {e['declared_on']})"
+                if e.get("role") == "challenger" else "")
         lines.append(f"  {e['question']} ({e['family']} predictor, {e['n_runs']} run): "
-                     f"{e['theory']} {e['theory_value']:.3f} vs {e['baseline']} "
+                     f"{e['theory']}{role} {e['theory_value']:.3f} vs {e['baseline']} "
                      f"{e['baseline_value']:.3f} -> {better}")
     return "\n".join(lines)
 
